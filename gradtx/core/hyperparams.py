@@ -1,0 +1,161 @@
+"""Hyperparameters: schedules, validation, and evaluation at a step count.
+
+Every numeric hyperparameter of a gradtx object may be
+
+* a Python number (weakly typed: it takes the dtype of the parameters),
+* a JAX or NumPy array (e.g. one of a batch of learning rates under ``vmap``),
+* a :class:`Schedule` — a pytree whose numbers are leaves, called with the
+  step count — or any other callable ``count -> value`` (wrapped in a
+  :class:`FunctionSchedule`, whose function is static).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradtx.core.module import Check, Module, static
+
+__all__ = [
+    "Schedule",
+    "FunctionSchedule",
+    "Hyper",
+    "as_schedule",
+    "coerce_and_check",
+    "evaluate",
+    "is_scheduled",
+    "NONNEGATIVE",
+    "POSITIVE",
+    "UNIT_INTERVAL",
+    "UNIT_CLOSED",
+    "ANY_REAL",
+]
+
+
+class Schedule(Module):
+    """Base class of schedules: pytrees mapping a step count to a value.
+
+    Subclasses implement ``__call__(count)`` with ``jax.numpy`` so that every
+    numeric field can be traced: ``jax.vmap`` over a schedule's peak value, or
+    a new warmup length, never recompiles.
+    """
+
+    def __call__(self, count: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+
+class FunctionSchedule(Schedule):
+    """Wraps a plain callable ``count -> value`` as a schedule.
+
+    The function is a static field: a different function is a different
+    structure (and compiles anew); numbers it closes over are baked in. Prefer
+    the built-in schedules, whose numbers are leaves.
+    """
+
+    gx_name = "FunctionSchedule"
+    fn: Callable[[jax.Array], Any] = static()
+
+    def __call__(self, count):
+        return self.fn(count)
+
+
+Hyper = Union[float, jax.Array, Schedule, Callable[[jax.Array], Any]]
+T = TypeVar("T", bound=Module)
+
+
+def as_schedule(value: Any) -> Schedule:
+    """Returns ``value`` as a :class:`Schedule` (constants become constant ones)."""
+    if isinstance(value, Schedule):
+        return value
+    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+        return FunctionSchedule(value)
+    from gradtx.schedules.polynomial import constant_schedule
+
+    return constant_schedule(value)
+
+
+def _concrete(value: Any) -> np.ndarray | None:
+    """The value as a NumPy array, or None when it is traced (not checkable)."""
+    try:
+        return np.asarray(value)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
+
+
+def coerce_and_check(owner: Module, name: str, value: Any, check: Check | None) -> Any:
+    """Validates one hyperparameter of ``owner``; wraps callables as schedules.
+
+    Raises:
+      TypeError: the value is not a number, an array or a callable.
+      ValueError: a concrete value is outside the allowed range.
+    """
+    if value is None or isinstance(value, Schedule):
+        return value
+    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+        return FunctionSchedule(value)
+    where = f"gx.{owner.gx_name}" if owner.gx_name else type(owner).__name__
+    arr = _concrete(value)
+    if arr is None:  # traced: checked by nothing, by design
+        return value
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{where}: `{name}` must be a number, a JAX array or a schedule, "
+            f"got {value!r} of type {type(value).__name__}."
+        )
+    if check is not None and arr.dtype.kind == "c":
+        raise TypeError(f"{where}: `{name}` must be real, got {value!r}.")
+    if check is not None and not bool(np.all(check.predicate(arr))):
+        shown = value if arr.size == 1 else f"an array containing {arr[~check.predicate(arr)].ravel()[:3]}"
+        raise ValueError(
+            f"{where}: `{name}` must be {check.description}, got {shown}."
+        )
+    return value
+
+
+def is_scheduled(module: Module) -> bool:
+    """Whether any of ``module``'s own hyperparameters is a schedule."""
+    return any(isinstance(getattr(module, n), Schedule) for n in module.hyperparameter_names())
+
+
+def evaluate(module: T, count: jax.Array | None) -> T:
+    """A copy of ``module`` with each scheduled hyperparameter evaluated at ``count``.
+
+    ``count`` is the number of updates applied so far (0 on the first update),
+    as in optax. Constant hyperparameters are returned unchanged.
+    """
+    names = [n for n in module.hyperparameter_names() if isinstance(getattr(module, n), Schedule)]
+    if not names:
+        return module
+    if count is None:
+        raise ValueError(
+            f"gx.{module.gx_name}: a scheduled hyperparameter needs a step count in the state; "
+            "was the state created by this transform's `init`?"
+        )
+    out = object.__new__(type(module))
+    out.__dict__.update(module.__dict__)
+    for n in names:
+        object.__setattr__(out, n, getattr(module, n)(count))
+    return out
+
+
+def _pred(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    def predicate(a: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.asarray(fn(a.real if a.dtype.kind == "c" else a), dtype=bool)
+
+    return predicate
+
+
+NONNEGATIVE = Check(">= 0", _pred(lambda a: a >= 0))
+POSITIVE = Check("> 0", _pred(lambda a: a > 0))
+UNIT_INTERVAL = Check("in [0, 1)", _pred(lambda a: (a >= 0) & (a < 1)))
+UNIT_CLOSED = Check("in [0, 1]", _pred(lambda a: (a >= 0) & (a <= 1)))
+ANY_REAL = Check("a finite real number", _pred(np.isfinite))
+
+
+def safe_cast(value: Any, like: jax.Array) -> jax.Array:
+    """``value`` as an array of ``like``'s dtype (real part kept for complex)."""
+    return jnp.asarray(value).astype(like.dtype)

@@ -1,0 +1,142 @@
+"""`Module`: the frozen-dataclass pytree that every gradtx object is built on.
+
+A gradtx transformation, optimizer or schedule is a *value*: a frozen dataclass
+registered as a JAX pytree. Its fields come in three kinds:
+
+* **hyperparameters** (declared with :func:`hyper`): numeric leaves — a Python
+  float, a JAX/NumPy array or a :class:`~gradtx.Schedule`. Concrete values are
+  validated at construction; traced values (inside ``jit``/``vmap``) are not.
+* **children** (declared with plain defaults or :func:`child`): other modules,
+  e.g. the transforms of a chain. They are pytree children too.
+* **static options** (declared with :func:`static`): booleans, dtypes, ints that
+  shape state, masks and callables. They are part of the tree *structure*, so
+  changing them recompiles — and changing a hyperparameter never does.
+
+Rebuilding a module from its leaves (``jax.tree.map``, ``jit``, ``vmap``)
+bypasses ``__init__``, so validation runs only when a user constructs one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+__all__ = ["Module", "Check", "hyper", "static", "child", "Hashable"]
+
+_KIND = "gradtx_kind"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A validation rule for a concrete hyperparameter value.
+
+    Attributes:
+      description: the allowed range in words, e.g. ``"in [0, 1)"``.
+      predicate: ``ndarray -> bool ndarray``, true where the value is allowed.
+    """
+
+    description: str
+    predicate: Callable[[np.ndarray], np.ndarray]
+
+
+def hyper(default: Any = dataclasses.MISSING, check: Check | None = None) -> Any:
+    """Declares a numeric hyperparameter field: a pytree leaf (or a schedule)."""
+    return dataclasses.field(default=default, metadata={_KIND: ("hyper", check)})
+
+
+def static(default: Any = dataclasses.MISSING) -> Any:
+    """Declares a static field: part of the tree structure (hashable)."""
+    return dataclasses.field(default=default, metadata={_KIND: ("static", None)})
+
+
+def child(default: Any = dataclasses.MISSING) -> Any:
+    """Declares a child field: a pytree (e.g. a nested transform)."""
+    return dataclasses.field(default=default, metadata={_KIND: ("child", None)})
+
+
+def _kind(f: dataclasses.Field) -> tuple[str, Check | None]:
+    return f.metadata.get(_KIND, ("child", None))
+
+
+class Hashable:
+    """Wraps a pytree of Python values (e.g. a boolean mask) for a static field.
+
+    Static fields must be hashable and comparable; dicts and lists are not.
+    This wrapper compares and hashes by tree structure plus leaves.
+    """
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: Any):
+        leaves, treedef = jax.tree.flatten(value)
+        self.value = value
+        self._key = (treedef, tuple(leaves))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hashable) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class Module:
+    """Base class: subclasses become frozen dataclasses registered as pytrees.
+
+    Subclasses set ``gx_name`` (the public factory name, used in error messages)
+    and declare fields with :func:`hyper`, :func:`static` or :func:`child`.
+    """
+
+    gx_name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True, eq=False, repr=True)(cls)
+        fields = dataclasses.fields(cls)
+        data = tuple(f.name for f in fields if _kind(f)[0] != "static")
+        meta = tuple(f.name for f in fields if _kind(f)[0] == "static")
+        keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
+
+        def flatten_with_keys(obj):
+            children = tuple((k, getattr(obj, n)) for k, n in zip(keys, data))
+            return children, tuple(getattr(obj, n) for n in meta)
+
+        def flatten(obj):
+            return tuple(getattr(obj, n) for n in data), tuple(
+                getattr(obj, n) for n in meta
+            )
+
+        def unflatten(aux, children):
+            obj = object.__new__(cls)
+            for n, v in zip(data, children):
+                object.__setattr__(obj, n, v)
+            for n, v in zip(meta, aux):
+                object.__setattr__(obj, n, v)
+            return obj
+
+        jax.tree_util.register_pytree_with_keys(
+            cls, flatten_with_keys, unflatten, flatten
+        )
+
+    def __post_init__(self) -> None:
+        # Imported here: `hyperparams` depends on this module.
+        from gradtx.core.hyperparams import coerce_and_check
+
+        for f in dataclasses.fields(self):
+            kind, check = _kind(f)
+            if kind == "hyper":
+                value = coerce_and_check(self, f.name, getattr(self, f.name), check)
+                object.__setattr__(self, f.name, value)
+
+    def hyperparameter_names(self) -> tuple[str, ...]:
+        """Names of this module's own numeric hyperparameter fields."""
+        return tuple(f.name for f in dataclasses.fields(self) if _kind(f)[0] == "hyper")
+
+    def replace(self, **changes: Any):
+        """Returns a copy with some fields changed (validated like a new one)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,137 @@
+"""Tree math used by every transform: moments, bias correction, norms, casts.
+
+These helpers exist once; transforms call them instead of re-deriving the
+update rules. All of them pass ``None`` leaves through unchanged, and all of
+them keep the dtype of the tree they write to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gradtx.core.numerics import abs_sq
+
+__all__ = [
+    "is_none",
+    "tree_map_none",
+    "zeros_like",
+    "full_like",
+    "cast",
+    "cast_like",
+    "update_moment",
+    "update_moment_per_elem_norm",
+    "update_infinity_moment",
+    "bias_correction",
+    "global_norm",
+    "first_difference",
+    "check_same_structure",
+]
+
+
+def is_none(x: Any) -> bool:
+    return x is None
+
+
+def tree_map_none(fn, tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` that maps ``None`` leaves of ``tree`` to ``None``."""
+    return jax.tree.map(
+        lambda x, *r: None if x is None else fn(x, *r), tree, *rest, is_leaf=is_none
+    )
+
+
+def zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """Zeros shaped like ``tree``, in ``dtype`` if given, else each leaf's."""
+    return tree_map_none(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
+
+
+def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
+    """``value`` broadcast like ``tree``, in ``dtype`` if given, else each leaf's."""
+    return tree_map_none(
+        lambda x: jnp.full(jnp.shape(x), value, dtype or jnp.result_type(x)), tree
+    )
+
+
+def cast(tree: Any, dtype: Any) -> Any:
+    """Casts every leaf to ``dtype`` (no-op when ``dtype`` is None)."""
+    if dtype is None:
+        return tree
+    return tree_map_none(lambda x: x.astype(dtype), tree)
+
+
+def cast_like(tree: Any, like: Any) -> Any:
+    """Casts each leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    return tree_map_none(lambda x, y: x.astype(jnp.result_type(y)), tree, like)
+
+
+def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    r"""EMA of the ``order``-th power: $m \leftarrow (1-\beta) g^k + \beta m$.
+
+    Computed in the promoted dtype; transforms cast with :func:`cast_like` when
+    they store the moment, so state dtypes never drift.
+    """
+    return tree_map_none(lambda g, t: (1 - decay) * (g**order) + decay * t, updates, moments)
+
+
+def update_moment_per_elem_norm(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    r"""EMA of $|g|^k$: $v \leftarrow (1-\beta) |g|^k + \beta v$ (real for complex $g$)."""
+
+    def norm_k(g: jax.Array) -> jax.Array:
+        if not jnp.iscomplexobj(g):
+            return g**order
+        half = order / 2
+        return abs_sq(g) ** (int(half) if float(half).is_integer() else half)
+
+    return tree_map_none(lambda g, t: (1 - decay) * norm_k(g) + decay * t, updates, moments)
+
+
+def update_infinity_moment(updates: Any, moments: Any, decay: Any, eps: Any) -> Any:
+    r"""AdaMax's infinity norm: $u \leftarrow \max(|g| + \epsilon, \beta u)$."""
+    return tree_map_none(lambda g, t: jnp.maximum(jnp.abs(g) + eps, decay * t), updates, moments)
+
+
+def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
+    r"""Divides by $1 - \beta^t$: the debiasing of a zero-initialised EMA.
+
+    ``count`` is $t$, the number of EMA updates made (1 after the first).
+    """
+    correction = 1 - jnp.asarray(decay) ** count
+    return tree_map_none(lambda t: t / correction.astype(t.dtype), moment)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    r"""$\sqrt{\sum_i |x_i|^2}$ over every element of every leaf."""
+    leaves = [x for x in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.zeros([])
+    return jnp.sqrt(sum(jnp.sum(abs_sq(x)) for x in leaves))
+
+
+def first_difference(a: Any, b: Any) -> str | None:
+    """A sentence naming the first path where trees ``a`` and ``b`` differ, or None."""
+    pa, _ = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_none)
+    pb, _ = jax.tree_util.tree_flatten_with_path(b, is_leaf=is_none)
+    keys_a = [jax.tree_util.keystr(p) for p, _ in pa]
+    keys_b = [jax.tree_util.keystr(p) for p, _ in pb]
+    for ka, kb in zip(keys_a, keys_b):
+        if ka != kb:
+            return f"first difference at {ka or '<root>'} vs {kb or '<root>'}"
+    if len(keys_a) != len(keys_b):
+        extra = keys_a[len(keys_b)] if len(keys_a) > len(keys_b) else keys_b[len(keys_a)]
+        return f"one tree has an extra leaf at {extra or '<root>'}"
+    if jax.tree.structure(a, is_leaf=is_none) != jax.tree.structure(b, is_leaf=is_none):
+        return "same leaf paths but different node types (e.g. tuple vs list)"
+    return None
+
+
+def check_same_structure(a: Any, b: Any, a_name: str, b_name: str, where: str) -> None:
+    """Raises ValueError naming the first differing path if the trees differ."""
+    if jax.tree.structure(a, is_leaf=is_none) == jax.tree.structure(b, is_leaf=is_none):
+        return
+    diff = first_difference(a, b)
+    raise ValueError(
+        f"{where}: `{a_name}` and `{b_name}` have different tree structures ({diff}). "
+        f"They must mirror each other: pass the gradients of the same params tree."
+    )

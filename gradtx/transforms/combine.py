@@ -1,0 +1,119 @@
+"""Composition: ``chain``, ``named_chain`` and foreign (optax) transforms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradtx.core.base import GradientTransformation
+from gradtx.core.module import child, static
+
+__all__ = ["chain", "named_chain", "Chain", "NamedChain", "Foreign", "as_transform"]
+
+
+class Foreign(GradientTransformation):
+    """Wraps an object with ``init``/``update`` (e.g. an optax transform).
+
+    The wrapped object is a static field: its hyperparameters are whatever it
+    closed over, so changing them compiles anew (optax's model). Extra keyword
+    arguments are passed on only if its ``update`` accepts them.
+    """
+
+    gx_name = "chain"
+    tx: Any = static()
+
+    def init(self, params):
+        return self.tx.init(params)
+
+    def update(self, updates, state, params=None, **extra_args):
+        if extra_args and _accepts_extra_args(self.tx):
+            return self.tx.update(updates, state, params, **extra_args)
+        return self.tx.update(updates, state, params)
+
+
+def _accepts_extra_args(tx: Any) -> bool:
+    import inspect
+
+    try:
+        sig = inspect.signature(tx.update)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def as_transform(tx: Any, where: str = "chain") -> GradientTransformation:
+    """Returns ``tx`` as a gradtx transformation (wrapping foreign ones)."""
+    if isinstance(tx, GradientTransformation):
+        return tx
+    if hasattr(tx, "init") and hasattr(tx, "update"):
+        return Foreign(tx)
+    raise TypeError(
+        f"gx.{where}: expected gradient transformations (objects with `init` and "
+        f"`update`), got {tx!r} of type {type(tx).__name__}."
+    )
+
+
+class Chain(GradientTransformation):
+    """Applies transformations in sequence; the state is a tuple of their states."""
+
+    gx_name = "chain"
+    transforms: tuple = child()
+
+    def init(self, params):
+        return tuple(t.init(params) for t in self.transforms)
+
+    def update(self, updates, state, params=None, **extra_args):
+        if not isinstance(state, tuple) or len(state) != len(self.transforms):
+            got = f"a {type(state).__name__} of length {len(state)}" if isinstance(state, (tuple, list)) else type(state).__name__
+            raise ValueError(
+                f"gx.chain: `state` must be a tuple of {len(self.transforms)} states "
+                f"(one per transformation), got {got}. Pass the state returned by this "
+                "chain's `init`."
+            )
+        new_state = []
+        for t, s in zip(self.transforms, state):
+            updates, s = t.update(updates, s, params, **extra_args)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+
+class NamedChain(GradientTransformation):
+    """A chain whose state is a dict keyed by the given names."""
+
+    gx_name = "named_chain"
+    names: tuple = static()
+    transforms: tuple = child()
+
+    def init(self, params):
+        return {n: t.init(params) for n, t in zip(self.names, self.transforms)}
+
+    def update(self, updates, state, params=None, **extra_args):
+        missing = [n for n in self.names if n not in state]
+        if missing:
+            raise ValueError(f"gx.named_chain: `state` has no entry for {missing}.")
+        new_state = {}
+        for n, t in zip(self.names, self.transforms):
+            updates, new_state[n] = t.update(updates, state[n], params, **extra_args)
+        return updates, new_state
+
+
+def chain(*transforms: Any) -> Chain:
+    """Composes transformations: each one's output updates feed the next.
+
+    ``chain(a, b).update(g, (sa, sb))`` equals ``b.update(*a.update(g, sa))``,
+    with the states collected in a tuple. Optax transforms are accepted too
+    (wrapped as static :class:`Foreign` members).
+
+    Example:
+      >>> import gradtx as gx
+      >>> opt = gx.chain(gx.clip_by_global_norm(1.0), gx.scale_by_adam(),
+      ...                gx.scale_by_learning_rate(1e-3))
+    """
+    return Chain(tuple(as_transform(t, "chain") for t in transforms))
+
+
+def named_chain(*pairs: tuple[str, Any]) -> NamedChain:
+    """Like :func:`chain`, with ``(name, transform)`` pairs and a dict state."""
+    names = tuple(n for n, _ in pairs)
+    if len(set(names)) != len(names):
+        raise ValueError(f"gx.named_chain: names must be unique, got {list(names)}.")
+    return NamedChain(names, tuple(as_transform(t, "named_chain") for _, t in pairs))
