@@ -23,8 +23,9 @@ class OptimizerInfo:
     Attributes:
       name: registry key (the factory's name, or factory + variant).
       factory: the ``gx`` function that builds it.
-      defaults: keyword arguments for a reasonable run on the shared test
-        problems (e.g. a learning rate), merged under the caller's.
+      defaults: keyword arguments under which it reaches loss <= 1e-3 from the
+        standard starts of both a kappa = 10 quadratic and Rosenbrock within
+        10,000 steps (the contract tests check this); merged under the caller's.
       optax_name: the optax function with the same numerics, if any.
       complex_ok: works with complex parameters.
       needs_params: ``update`` needs ``params`` (weight decay).
@@ -47,20 +48,20 @@ class OptimizerInfo:
 def _entries() -> list[OptimizerInfo]:
     E = OptimizerInfo
     return [
-        E("sgd", sgd, {"learning_rate": 0.05}, "sgd"),
-        E("sgd_momentum", sgd, {"learning_rate": 0.01, "momentum": 0.9}, "sgd"),
-        E("sgd_nesterov", sgd, {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}, "sgd"),
-        E("adagrad", adagrad, {"learning_rate": 0.5}, "adagrad"),
-        E("rmsprop", rmsprop, {"learning_rate": 0.01}, "rmsprop"),
+        E("sgd", sgd, {"learning_rate": 0.001}, "sgd"),
+        E("sgd_momentum", sgd, {"learning_rate": 0.003, "momentum": 0.9}, "sgd"),
+        E("sgd_nesterov", sgd, {"learning_rate": 0.001, "momentum": 0.9, "nesterov": True}, "sgd"),
+        E("adagrad", adagrad, {"learning_rate": 1.0}, "adagrad"),
+        E("rmsprop", rmsprop, {"learning_rate": 0.001}, "rmsprop"),
         E("rmsprop_centered", rmsprop, {"learning_rate": 0.01, "centered": True, "momentum": 0.5}, "rmsprop"),
-        E("adadelta", adadelta, {"learning_rate": 1.0, "rho": 0.95, "eps": 1e-4}, "adadelta", complex_ok=False, needs_params=True),
-        E("adam", adam, {"learning_rate": 0.02}, "adam"),
-        E("adamw", adamw, {"learning_rate": 0.02, "weight_decay": 1e-4}, "adamw", needs_params=True),
-        E("nadam", nadam, {"learning_rate": 0.02}, "nadam"),
-        E("nadamw", nadamw, {"learning_rate": 0.02, "weight_decay": 1e-4}, "nadamw", needs_params=True),
-        E("adamax", adamax, {"learning_rate": 0.02}, "adamax", complex_ok=False),
-        E("adamaxw", adamaxw, {"learning_rate": 0.02, "weight_decay": 1e-4}, "adamaxw", complex_ok=False, needs_params=True),
-        E("amsgrad", amsgrad, {"learning_rate": 0.02}, "amsgrad"),
+        E("adadelta", adadelta, {"learning_rate": 0.03}, "adadelta", complex_ok=False, needs_params=True),
+        E("adam", adam, {"learning_rate": 0.1}, "adam"),
+        E("adamw", adamw, {"learning_rate": 0.1, "weight_decay": 1e-4}, "adamw", needs_params=True),
+        E("nadam", nadam, {"learning_rate": 0.1}, "nadam"),
+        E("nadamw", nadamw, {"learning_rate": 0.1, "weight_decay": 1e-4}, "nadamw", needs_params=True),
+        E("adamax", adamax, {"learning_rate": 0.3}, "adamax", complex_ok=False),
+        E("adamaxw", adamaxw, {"learning_rate": 0.3, "weight_decay": 1e-4}, "adamaxw", complex_ok=False, needs_params=True),
+        E("amsgrad", amsgrad, {"learning_rate": 0.3}, "amsgrad"),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import jax
@@ -110,9 +111,14 @@ def piecewise_interpolate_schedule(
 
 
 def _floor_steps(x):
-    # int(pct * T) as optax computes it in Python; the 1e-4 absorbs f32 rounding
-    # of pct (e.g. 0.85 * 100 = 84.99999) since boundaries are whole steps.
-    return jnp.floor(x + 1e-4)
+    # int(pct * T) as optax computes it in Python. Python numbers are floored in
+    # Python (0.29 * 100 = 28.999999999999996 -> 28, as optax), and so are
+    # float64 arrays (same IEEE product); only lower precisions get the 1e-4
+    # that absorbs their rounding of pct, since boundaries are whole steps.
+    if isinstance(x, (int, float)):
+        return float(math.floor(x))
+    x = jnp.asarray(x)
+    return jnp.floor(x + (0.0 if x.dtype == jnp.float64 else 1e-4))
 
 
 class OneCycleSchedule(Schedule):

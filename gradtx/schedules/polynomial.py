@@ -25,7 +25,9 @@ def polynomial_value(count, init_value, end_value, power, transition_steps, tran
     steps = jnp.where(steps_ok, transition_steps, 1)
     begin = jnp.maximum(transition_begin, 0)
     n = jnp.clip(count - begin, 0, steps)
-    frac = 1 - n / steps
+    # Exactly 0 at n == T: with a traced T, XLA may fuse 1 - n / T into -2e-17
+    # there, and a negative base gives NaN for a fractional power.
+    frac = jnp.where(n < steps, 1 - n / steps, 0.0)
     value = (init_value - end_value) * (frac**power) + end_value
     return jnp.where(steps_ok, value, init_value)
 

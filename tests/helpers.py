@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: random pytrees and tree comparisons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def named_leaves(tree: Any) -> list[tuple[str, np.ndarray]]:
+    """Leaves keyed by attribute/dict names only (tuple positions dropped), in order.
+
+    Lets a gradtx state be compared with optax's even where the two nest the
+    same fields differently (e.g. an extra identity in a chain).
+    """
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        names = [
+            str(k.name) if isinstance(k, jax.tree_util.GetAttrKey) else str(k.key)
+            for k in path
+            if isinstance(k, (jax.tree_util.GetAttrKey, jax.tree_util.DictKey))
+        ]
+        out.append((".".join(names), np.asarray(leaf)))
+    return out
+
+
+def assert_trees_close(a: Any, b: Any, rtol: float, atol: float = 0.0, what: str = "") -> None:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb), f"{what}: {len(la)} leaves vs {len(lb)}"
+    for i, (x, y) in enumerate(zip(la, lb)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, err_msg=f"{what} leaf {i}")
