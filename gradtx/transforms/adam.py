@@ -49,6 +49,20 @@ class ScaleByAmsgradState(NamedTuple):
     nu_max: Any
 
 
+def _check_eps(module) -> None:
+    """eps and eps_root may each be 0, not both: 0/0 is NaN for a zero gradient."""
+    try:
+        both_zero = float(module.eps) == 0.0 and float(module.eps_root) == 0.0
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return  # traced or scheduled: not checkable here
+    if both_zero:
+        raise ValueError(
+            f"gx.{module.gx_name}: `eps` and `eps_root` cannot both be 0 (the update would be "
+            "0/0 = NaN wherever a gradient is 0); set eps > 0, or eps_root > 0 for the "
+            "seed's sqrt(v + delta) form."
+        )
+
+
 def _adam_direction(mu_hat: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
     r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family."""
     return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
@@ -60,11 +74,15 @@ class ScaleByAdam(GradientTransformation):
     gx_name = "scale_by_adam"
     b1: Hyper = hyper(0.9, UNIT_INTERVAL)
     b2: Hyper = hyper(0.999, UNIT_INTERVAL)
-    eps: Hyper = hyper(1e-8, POSITIVE)
+    eps: Hyper = hyper(1e-8, NONNEGATIVE)
     eps_root: Hyper = hyper(0.0, NONNEGATIVE)
     mu_dtype: Any = static(None)
     nu_dtype: Any = static(None)
     nesterov: bool = static(False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_eps(self)
 
     def init(self, params):
         return ScaleByAdamState(
@@ -172,11 +190,15 @@ class ScaleByAmsgrad(GradientTransformation):
     gx_name = "scale_by_amsgrad"
     b1: Hyper = hyper(0.9, UNIT_INTERVAL)
     b2: Hyper = hyper(0.999, UNIT_INTERVAL)
-    eps: Hyper = hyper(1e-8, POSITIVE)
+    eps: Hyper = hyper(1e-8, NONNEGATIVE)
     eps_root: Hyper = hyper(0.0, NONNEGATIVE)
     mu_dtype: Any = static(None)
     bias_correction_mu: bool = static(True)
     bias_correction_nu: bool = static(True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_eps(self)
 
     def init(self, params):
         return ScaleByAmsgradState(
