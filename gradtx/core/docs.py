@@ -48,9 +48,7 @@ def fill(fn: F) -> F:
                 return line[: len(line) - len(line.lstrip())]
         return ""
 
-    values = {k: textwrap.indent(v, indent_for(k)).lstrip() for k, v in _FRAGMENTS.items()}
-    fn.__doc__ = doc.replace("{{", "\0").replace("}}", "\1")
-    for key, value in values.items():
-        fn.__doc__ = fn.__doc__.replace("{" + key + "}", value)
-    fn.__doc__ = fn.__doc__.replace("\0", "{").replace("\1", "}")
+    for key, text in _FRAGMENTS.items():
+        doc = doc.replace("{" + key + "}", textwrap.indent(text, indent_for(key)).lstrip())
+    fn.__doc__ = doc
     return fn

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar, Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gradtx.core.module import Check, Module, static
@@ -67,14 +66,12 @@ T = TypeVar("T", bound=Module)
 
 
 def as_schedule(value: Any) -> Schedule:
-    """Returns ``value`` as a :class:`Schedule` (constants become constant ones)."""
+    """Returns a callable ``count -> value`` as a :class:`Schedule`."""
     if isinstance(value, Schedule):
         return value
     if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
         return FunctionSchedule(value)
-    from gradtx.schedules.polynomial import constant_schedule
-
-    return constant_schedule(value)
+    raise TypeError(f"expected a schedule (a callable count -> value), got {value!r}.")
 
 
 def _concrete(value: Any) -> np.ndarray | None:
@@ -154,8 +151,3 @@ POSITIVE = Check("> 0", _pred(lambda a: a > 0))
 UNIT_INTERVAL = Check("in [0, 1)", _pred(lambda a: (a >= 0) & (a < 1)))
 UNIT_CLOSED = Check("in [0, 1]", _pred(lambda a: (a >= 0) & (a <= 1)))
 ANY_REAL = Check("a finite real number", _pred(np.isfinite))
-
-
-def safe_cast(value: Any, like: jax.Array) -> jax.Array:
-    """``value`` as an array of ``like``'s dtype (real part kept for complex)."""
-    return jnp.asarray(value).astype(like.dtype)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-__all__ = ["Module", "Check", "hyper", "static", "child", "Hashable"]
+__all__ = ["Module", "Check", "hyper", "static", "child", "HashableTree"]
 
 _KIND = "gradtx_kind"
 
@@ -61,7 +61,7 @@ def _kind(f: dataclasses.Field) -> tuple[str, Check | None]:
     return f.metadata.get(_KIND, ("child", None))
 
 
-class Hashable:
+class HashableTree:
     """Wraps a pytree of Python values (e.g. a boolean mask) for a static field.
 
     Static fields must be hashable and comparable; dicts and lists are not.
@@ -76,7 +76,7 @@ class Hashable:
         self._key = (treedef, tuple(leaves))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Hashable) and self._key == other._key
+        return isinstance(other, HashableTree) and self._key == other._key
 
     def __hash__(self) -> int:
         return hash(self._key)

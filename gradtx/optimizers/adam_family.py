@@ -152,7 +152,7 @@ def adamax(learning_rate: Hyper, b1: Hyper = 0.9, b2: Hyper = 0.999, eps: Hyper 
       {learning_rate}
       {b1}
       b2: decay $\beta_2 \in [0, 1)$ of the infinity norm.
-      {eps}
+      eps: $\epsilon > 0$ added to $|g|$ in the infinity norm.
 
     References:
       Kingma & Ba, *Adam*, ICLR 2015, Sec. 7.1.
@@ -169,9 +169,13 @@ def adamaxw(
     weight_decay: Hyper = 1e-4,
     mask: Any = None,
 ) -> Chain:
-    r"""AdaMaxW: AdaMax with decoupled weight decay. Args: as :func:`adamax` plus
+    r"""AdaMaxW: :func:`adamax` with decoupled weight decay.
 
     Args:
+      {learning_rate}
+      {b1}
+      b2: decay $\beta_2 \in [0, 1)$ of the infinity norm.
+      eps: $\epsilon > 0$ added to $|g|$ in the infinity norm.
       {weight_decay}
       {mask}
     """

@@ -18,7 +18,7 @@ class Foreign(GradientTransformation):
     arguments are passed on only if its ``update`` accepts them.
     """
 
-    gx_name = "chain"
+    gx_name = "Foreign"
     tx: Any = static()
 
     def init(self, params):

@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 
 from gradtx.core.base import GradientTransformation
-from gradtx.core.module import Hashable, child, static
+from gradtx.core.module import HashableTree, child, static
 from gradtx.core.tree import first_difference, is_none
 
 __all__ = ["MaskedNode", "MaskedState", "Masked", "masked"]
@@ -32,7 +32,7 @@ class Masked(GradientTransformation):
 
     gx_name = "masked"
     inner: GradientTransformation = child()
-    mask: Any = static()  # Hashable(pytree of bools) or a callable
+    mask: Any = static()  # HashableTree(pytree of bools) or a callable
 
     def _leaf_mask(self, tree: Any) -> tuple[list[bool], Any]:
         mask = self.mask(tree) if callable(self.mask) else self.mask.value
@@ -87,4 +87,4 @@ def masked(inner: Any, mask: Any | Callable[[Any], Any]) -> Masked:
     from gradtx.transforms.combine import as_transform
 
     inner = as_transform(inner, "masked")
-    return Masked(inner, mask if callable(mask) else Hashable(mask))
+    return Masked(inner, mask if callable(mask) else HashableTree(mask))
