@@ -14,6 +14,8 @@ from gradtx.core.base import apply_updates as apply_updates
 from gradtx.core.hyperparams import FunctionSchedule as FunctionSchedule
 from gradtx.core.hyperparams import Schedule as Schedule
 from gradtx.core.module import Module as Module
+from gradtx.core.module import hyper as hyper
+from gradtx.core.module import static as static
 from gradtx.optimizers.adam_family import adam as adam
 from gradtx.optimizers.adam_family import adamax as adamax
 from gradtx.optimizers.adam_family import adamaxw as adamaxw

@@ -51,7 +51,7 @@ def sgd(
     Example:
       >>> import jax.numpy as jnp, gradtx as gx
       >>> opt = gx.sgd(0.1, momentum=0.9)
-      >>> params = jnp.array([1.0, -2.0])
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
       >>> state = opt.init(params)
       >>> updates, state = opt.update(2 * params, state)
       >>> gx.apply_updates(params, updates)
