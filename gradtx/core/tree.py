@@ -103,7 +103,7 @@ def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
 
 def global_norm(tree: Any) -> jax.Array:
     r"""$\sqrt{\sum_i |x_i|^2}$ over every element of every leaf."""
-    leaves = [x for x in jax.tree.leaves(tree)]
+    leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros([])
     return jnp.sqrt(sum(jnp.sum(abs_sq(x)) for x in leaves))

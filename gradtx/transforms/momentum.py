@@ -70,8 +70,8 @@ class ScaleByMomentum(GradientTransformation):
             updates = gt.tree_map_none(lambda g, t: g + beta * t, updates, new_trace)
         else:
             updates = new_trace
-        stored = gt.cast(new_trace, self.accumulator_dtype) if self.accumulator_dtype else gt.cast_like(new_trace, state.trace)
-        return updates, TraceState(stored, next_count(state.count))
+        # The buffer keeps the dtype `init` gave it (accumulator_dtype or the params').
+        return updates, TraceState(gt.cast_like(new_trace, state.trace), next_count(state.count))
 
 
 @fill
@@ -124,8 +124,7 @@ class Ema(GradientTransformation):
         new_ema = gt.update_moment(updates, state.ema, decay, 1)
         count = safe_increment(state.count)
         out = gt.bias_correction(new_ema, decay, count) if self.debias else new_ema
-        stored = gt.cast(new_ema, self.accumulator_dtype) if self.accumulator_dtype else gt.cast_like(new_ema, state.ema)
-        return out, EmaState(count, stored)
+        return out, EmaState(count, gt.cast_like(new_ema, state.ema))
 
 
 @fill
