@@ -23,10 +23,3 @@ def named_leaves(tree: Any) -> list[tuple[str, np.ndarray]]:
         ]
         out.append((".".join(names), np.asarray(leaf)))
     return out
-
-
-def assert_trees_close(a: Any, b: Any, rtol: float, atol: float = 0.0, what: str = "") -> None:
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb), f"{what}: {len(la)} leaves vs {len(lb)}"
-    for i, (x, y) in enumerate(zip(la, lb)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, err_msg=f"{what} leaf {i}")

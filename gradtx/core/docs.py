@@ -18,6 +18,8 @@ _FRAGMENTS = {
     "b2": "b2: decay rate $\\beta_2 \\in [0, 1)$ of the second-moment EMA.",
     "eps": "eps: $\\epsilon \\ge 0$ added to the denominator outside the square root\n"
     "  (``eps`` and ``eps_root`` may not both be 0).",
+    "b2_inf": "b2: decay $\\beta_2 \\in [0, 1)$ of the infinity norm.",
+    "eps_inf": "eps: $\\epsilon > 0$ added to $|g|$ in the infinity norm.",
     "eps_root": "eps_root: $\\epsilon_{root} \\ge 0$ added inside the square root (use a\n"
     "  positive value when differentiating through the optimizer).",
     "mu_dtype": "mu_dtype: dtype of the first-moment accumulator (None: the params' dtype).\n"

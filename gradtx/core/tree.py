@@ -19,7 +19,6 @@ __all__ = [
     "tree_map_none",
     "zeros_like",
     "full_like",
-    "cast",
     "cast_like",
     "update_moment",
     "update_moment_per_elem_norm",
@@ -52,13 +51,6 @@ def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
     return tree_map_none(
         lambda x: jnp.full(jnp.shape(x), value, dtype or jnp.result_type(x)), tree
     )
-
-
-def cast(tree: Any, dtype: Any) -> Any:
-    """Casts every leaf to ``dtype`` (no-op when ``dtype`` is None)."""
-    if dtype is None:
-        return tree
-    return tree_map_none(lambda x: x.astype(dtype), tree)
 
 
 def cast_like(tree: Any, like: Any) -> Any:

@@ -151,8 +151,8 @@ def adamax(learning_rate: Hyper, b1: Hyper = 0.9, b2: Hyper = 0.999, eps: Hyper 
     Args:
       {learning_rate}
       {b1}
-      b2: decay $\beta_2 \in [0, 1)$ of the infinity norm.
-      eps: $\epsilon > 0$ added to $|g|$ in the infinity norm.
+      {b2_inf}
+      {eps_inf}
 
     References:
       Kingma & Ba, *Adam*, ICLR 2015, Sec. 7.1.
@@ -174,8 +174,8 @@ def adamaxw(
     Args:
       {learning_rate}
       {b1}
-      b2: decay $\beta_2 \in [0, 1)$ of the infinity norm.
-      eps: $\epsilon > 0$ added to $|g|$ in the infinity norm.
+      {b2_inf}
+      {eps_inf}
       {weight_decay}
       {mask}
     """

@@ -35,8 +35,9 @@ class Masked(GradientTransformation):
     mask: Any = static()  # HashableTree(pytree of bools) or a callable
 
     def _leaf_mask(self, tree: Any) -> tuple[list[bool], Any]:
+        """One flag per leaf of ``tree`` (a prefix mask is expanded), and its treedef."""
         mask = self.mask(tree) if callable(self.mask) else self.mask.value
-        leaves, treedef = jax.tree.flatten(tree, is_leaf=is_none)
+        treedef = jax.tree.structure(tree, is_leaf=is_none)
         try:
             expanded = jax.tree.map(
                 lambda m, sub: jax.tree.map(lambda _: bool(m), sub, is_leaf=is_none), mask, tree,
@@ -52,19 +53,19 @@ class Masked(GradientTransformation):
             ) from None
         return flags, treedef
 
-    def _mask_tree(self, tree: Any) -> tuple[Any, list[bool], Any]:
-        flags, treedef = self._leaf_mask(tree)
+    @staticmethod
+    def _apply(flags: list[bool], treedef: Any, tree: Any) -> Any:
         leaves = treedef.flatten_up_to(tree)
-        inner = treedef.unflatten([x if f else MaskedNode() for x, f in zip(leaves, flags)])
-        return inner, flags, treedef
+        return treedef.unflatten([x if f else MaskedNode() for x, f in zip(leaves, flags)])
 
     def init(self, params):
-        inner_params, _, _ = self._mask_tree(params)
-        return MaskedState(self.inner.init(inner_params))
+        return MaskedState(self.inner.init(self._apply(*self._leaf_mask(params), params)))
 
     def update(self, updates, state, params=None, **extra_args):
-        inner_updates, flags, treedef = self._mask_tree(updates)
-        inner_params = None if params is None else self._mask_tree(params)[0]
+        # The mask is evaluated once (on the updates, as optax does) and used for both trees.
+        flags, treedef = self._leaf_mask(updates)
+        inner_updates = self._apply(flags, treedef, updates)
+        inner_params = None if params is None else self._apply(flags, treedef, params)
         new, inner_state = self.inner.update(inner_updates, state.inner_state, inner_params, **extra_args)
         new_leaves = treedef.flatten_up_to(new)
         old_leaves = treedef.flatten_up_to(updates)
