@@ -35,6 +35,10 @@ from gradtx.problems.functions import ill_conditioned_quadratic as ill_condition
 from gradtx.problems.functions import quadratic as quadratic
 from gradtx.problems.functions import radial_polynomial as radial_polynomial
 from gradtx.problems.functions import rosenbrock as rosenbrock
+from gradtx.problems.stochastic import init_mlp as init_mlp
+from gradtx.problems.stochastic import mlp_apply as mlp_apply
+from gradtx.problems.stochastic import mlp_regression as mlp_regression
+from gradtx.problems.stochastic import noisy_quadratic as noisy_quadratic
 from gradtx.problems.runs import RunResult as RunResult
 from gradtx.problems.runs import conditioning_experiment as conditioning_experiment
 from gradtx.problems.runs import steps_to_tolerance as steps_to_tolerance
@@ -52,6 +56,16 @@ from gradtx.schedules.piecewise import piecewise_interpolate_schedule as piecewi
 from gradtx.schedules.polynomial import constant_schedule as constant_schedule
 from gradtx.schedules.polynomial import linear_schedule as linear_schedule
 from gradtx.schedules.polynomial import polynomial_schedule as polynomial_schedule
+from gradtx.sweeps.pbt import PBTResult as PBTResult
+from gradtx.sweeps.pbt import pbt as pbt
+from gradtx.sweeps.results import SweepResult as SweepResult
+from gradtx.sweeps.runner import sweep as sweep
+from gradtx.sweeps.space import Dimension as Dimension
+from gradtx.sweeps.space import Space as Space
+from gradtx.sweeps.space import choice as choice
+from gradtx.sweeps.space import grid as grid
+from gradtx.sweeps.space import log_uniform as log_uniform
+from gradtx.sweeps.space import uniform as uniform
 from gradtx.transforms.adam import ScaleByAdamState as ScaleByAdamState
 from gradtx.transforms.adam import ScaleByAmsgradState as ScaleByAmsgradState
 from gradtx.transforms.adam import scale_by_adam as scale_by_adam

@@ -136,7 +136,7 @@ def test_seed001_gradient_descent():
 
 
 def test_cli_prints_the_table(capsys):
-    assert cli_main([]) == 0
+    assert cli_main(["conditioning"]) == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(("SGD ", "momentum ", "Adam "))]
     assert [(r[-2], r[-1]) for r in rows] == [
         ("-", "diverged"), ("420", "converged"), ("137", "converged"), ("117", "converged")
@@ -145,6 +145,6 @@ def test_cli_prints_the_table(capsys):
 
 def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as e:
-        cli_main(["--tol", "-1"])
+        cli_main(["conditioning", "--tol", "-1"])
     assert e.value.code == 2
     assert "--tol" in capsys.readouterr().err

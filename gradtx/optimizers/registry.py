@@ -44,6 +44,17 @@ class OptimizerInfo:
         """Builds the optimizer from ``defaults`` updated with ``overrides``."""
         return self.factory(**{**self.defaults, **overrides})
 
+    def space(self, **dims: Any) -> Any:
+        """A :class:`~gradtx.Space` over this optimizer: ``defaults`` with ``dims`` swept.
+
+        >>> import gradtx as gx
+        >>> gx.OPTIMIZERS["sgd_momentum"].space(learning_rate=gx.log_uniform(1e-3, 1)).dims
+        {'learning_rate': log_uniform(0.001, 1)}
+        """
+        from gradtx.sweeps.space import Space
+
+        return Space(self.factory, **{**self.defaults, **dims})
+
 
 def _entries() -> list[OptimizerInfo]:
     E = OptimizerInfo

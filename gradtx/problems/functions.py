@@ -27,6 +27,9 @@ class Problem:
       minimizer: the known minimiser (NumPy, float64), or None.
       minimum: the known minimum value.
       hessian_eigenvalues: for quadratics, the Hessian's eigenvalues.
+      batch_loss: for problems with data, ``(params, batch) -> scalar``.
+      data: for problems with data, an array tree of batches (leading axis)
+        or a ``(key, step) -> batch`` function, as :func:`gradtx.sweep` takes.
     """
 
     name: str
@@ -35,6 +38,8 @@ class Problem:
     minimizer: np.ndarray | None
     minimum: float
     hessian_eigenvalues: tuple[float, ...] | None = None
+    batch_loss: Callable[[Any, Any], jax.Array] | None = None
+    data: Any = None
 
     def params(self, dtype: Any = jnp.float32) -> Any:
         """The starting point in ``dtype``."""
