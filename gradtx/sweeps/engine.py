@@ -121,6 +121,7 @@ class Engine:
 
     def step(self, values: dict, s: RunState, data: Any, key: jax.Array, cfg: Settings, t: jax.Array):
         """One update of one run. Returns the new state and the recorded loss (NaN once stopped)."""
+        t = jnp.asarray(t, jnp.int32)
         opt = self.optimizer(values)
         batch = self.batch(data, key, t)
         loss, grads = jax.value_and_grad(self.loss)(s.params, batch)

@@ -107,7 +107,7 @@ def _pbt_chunk(engine: Engine, rule: Explore, values, state: RunState, data, key
         values, state, parent = exploit_and_explore(rule, jax.random.fold_in(pbt_key, t), values, state, score, ready)
         return (values, state), (losses, score, parent, values)
 
-    (values, state), (losses, scores, parents, history) = jax.lax.scan(body, (values, state), jnp.arange(intervals))
+    (values, state), (losses, scores, parents, history) = jax.lax.scan(body, (values, state), jnp.arange(intervals, dtype=jnp.int32))
     final = jax.vmap(lambda s: engine.final_loss(s, data, key, jnp.minimum(t0 + intervals * interval, cfg.steps)))(state)
     curves = jnp.moveaxis(losses, 0, 1).reshape(losses.shape[1], -1)
     return values, state, curves, final, scores, parents, history
