@@ -152,9 +152,10 @@ class SweepResult:
         return self.format()
 
     def format(self, metric: str = "final_loss", k: int | None = 10) -> str:
-        """The leaderboard as text."""
+        """The leaderboard as text (``steps_to_tol``/``stopped_at`` only when some run has one)."""
         rows = self.table(metric, k)
-        cols = self._columns()
+        uninformative = {m for m in ("steps_to_tol", "stopped_at") if np.all(self.metrics[m] < 0)}
+        cols = [c for c in self._columns() if c not in uninformative]
         cells = [[_cell(r.get(c)) for c in cols] for r in rows]
         widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(cols)]
         line = lambda xs: "  ".join(x.rjust(w) for x, w in zip(xs, widths))  # noqa: E731

@@ -169,6 +169,8 @@ def sweep(
     if isinstance(space, Mapping):
         if not space:
             raise ValueError("space: the dict of families is empty.")
+        if values is not None:
+            raise ValueError("values= needs a single Space; for families, sweep each family with its own values.")
         parts = []
         for i, (fam, sp) in enumerate(space.items()):
             k = jax.random.fold_in(jax.random.key(0) if key is None else key, i)
@@ -205,19 +207,25 @@ def _sweep_one(loss_fn, params, space, family, steps, num, key, values, data, pe
     state = _init(engine, padded, p, per_run_params)
     data_key = jax.random.fold_in(key, 1_000_003)
 
-    curves, finals, done, interrupted = [], None, 0, False
+    curves, finals, done, interrupted, pending = [], None, 0, False, None
     bar = _progress(int(steps), family, progress)
+
+    def collect():  # waits for the pending chunk and records it, once
+        nonlocal pending, finals, done
+        t0, (_, curve, final) = pending
+        curves.append(np.asarray(curve))
+        finals, done, pending = final, min(t0 + chunk, int(steps)), None
+        bar.update(done - bar.n)
+
     try:
         for t0 in range(0, int(steps), chunk):
-            out = _chunk(engine, padded, state, data, data_key, cfg, jnp.asarray(t0, jnp.int32), chunk, log_every)
-            state, curve, final = out
-            curves.append(np.asarray(curve))
-            finals = final
-            done = min(t0 + chunk, int(steps))
-            bar.update(done - bar.n)
+            pending = t0, _chunk(engine, padded, state, data, data_key, cfg, jnp.asarray(t0, jnp.int32), chunk, log_every)
+            state = pending[1][0]  # the previous state was donated to this call
+            collect()
     except KeyboardInterrupt:
         interrupted = True
-        state = jax.block_until_ready(state) if "out" in locals() else state
+        if pending is not None:  # the chunk in flight completes: keep it, so params match the curves
+            collect()
     finally:
         bar.close()
     keep = slice(0, n)
