@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     result = gx.sweep(loss, params, spaces, **common)
     print(f"\n{result.format(k=args.top)}\n")
     written = _run_pbt(args, gx, loss, params, spaces, common, result) if args.pbt else []
-    print(f"best: {_describe(result.best)}")
+    print(f"best{' of the random search' if args.pbt else ''}: {_describe(result.best)}")
     print(f"time: {time.perf_counter() - start:.1f} s")
     result.to_csv(os.path.join(args.out, "results.csv"))
     result.to_json(os.path.join(args.out, "results.json"))
@@ -149,6 +149,9 @@ def _run_pbt(args, gx, loss, params, spaces, common, random_search) -> list[str]
 
     interval = args.interval or max(1, args.steps // 20)
     doc, written = {}, ["pbt.json"]
+    print(f"PBT: every {interval} steps the worst 20% copy a top-20% member and perturb its learning rate "
+          "(x0.8 / x1.2). PBT is greedy: it wins where the best rate changes during training "
+          "(try --problem noisy-quadratic) and can lose where a large rate only pays off late.")
     for i, (name, space) in enumerate(spaces.items()):
         key = jax.random.fold_in(common["key"], i)  # gx.sweep's key for family i: the same population
         res = gx.pbt(loss, params, space, interval=interval, **{**common, "key": key})

@@ -156,7 +156,8 @@ class SweepResult:
         rows = self.table(metric, k)
         uninformative = {m for m in ("steps_to_tol", "stopped_at") if np.all(self.metrics[m] < 0)}
         cols = [c for c in self._columns() if c not in uninformative]
-        cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+        never = lambda c, v: c in ("steps_to_tol", "stopped_at") and v == -1  # noqa: E731
+        cells = [["" if never(c, r.get(c)) else _cell(r.get(c)) for c in cols] for r in rows]
         widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(cols)]
         line = lambda xs: "  ".join(x.rjust(w) for x, w in zip(xs, widths))  # noqa: E731
         head = f"{len(self)} runs, {self.steps} steps" + (" (interrupted)" if self.interrupted else "")
