@@ -82,3 +82,25 @@ def test_pbt_is_deterministic_and_validates(tmp_path):
         gx.pbt(prob.batch_loss, prob.params(), space, fraction=0.7, **kw)
     with pytest.raises(ValueError, match="interval"):
         gx.pbt(prob.batch_loss, prob.params(), space, **{**kw, "interval": 0})
+
+
+def test_pbt_interrupt_keeps_finished_intervals(monkeypatch):
+    from gradtx.sweeps import pbt as pbt_module
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+            if self.n >= 20:
+                raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(pbt_module, "_progress", lambda *a: Bar())
+    prob = gx.noisy_quadratic(dim=4)
+    res = gx.pbt(prob.batch_loss, prob.params(), gx.Space(gx.sgd, learning_rate=gx.log_uniform(1e-3, 1.0)),
+                 steps=60, interval=10, chunk=2, num=4, data=prob.data, progress=False)
+    assert res.result.interrupted and res.result.steps == 20
+    assert res.result.curves.shape == (4, 20) and res.history["learning_rate"].shape == (3, 4)

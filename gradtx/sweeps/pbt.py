@@ -204,6 +204,8 @@ def pbt(
       resample_probability: chance that a copied value is redrawn instead.
       clip: keep perturbed values inside each dimension's [low, high].
       chunk: intervals per compiled call (default: about 20 calls in all).
+      devices: as for :func:`gradtx.sweep`; by default the most devices that
+        divide the population evenly.
 
     Returns:
       A :class:`~gradtx.PBTResult` with the final population and its lineage.
@@ -227,7 +229,9 @@ def pbt(
         raise ValueError(f"a population needs at least 2 members, got {n}.")
     rule = Explore(space, float(fraction), tuple(float(f) for f in perturb), float(resample_probability), bool(clip))
     devs = resolve_devices(devices)
-    if n % len(devs):
+    if devices is None:  # all devices that divide the population evenly (padding would add fake members)
+        devs = devs[: max(k for k in range(1, len(devs) + 1) if n % k == 0)]
+    elif n % len(devs):
         raise ValueError(f"the population ({n}) must be a multiple of the device count ({len(devs)}).")
     p = params
     if len(devs) > 1:
@@ -238,31 +242,44 @@ def pbt(
     per_call = max(1, -(-total // 20)) if chunk is None else int(chunk)
     data_key, pbt_key = jax.random.fold_in(key, 1_000_003), jax.random.fold_in(key, 2_000_003)
     start = {k: np.asarray(v) for k, v in values.items()}
-    curves, scores, parents, hist, final, done = [], [], [], [], None, 0
+    curves, scores, parents, hist, final, done, interrupted, pending = [], [], [], [], None, 0, False, None
     bar = _progress(int(steps), "pbt", progress)
-    for c0 in range(0, total, per_call):
-        t0 = jnp.asarray(c0 * interval, jnp.int32)
-        values, state, curve, final, sc, par, h = _pbt_chunk(engine, rule, values, state, data, data_key, pbt_key,
-                                                             cfg, t0, per_call, interval)
-        curves.append(np.asarray(curve))
-        scores.append(np.asarray(sc))
-        parents.append(np.asarray(par))
-        hist.append({k: np.asarray(v) for k, v in h.items()})
-        done = min((c0 + per_call) * interval, int(steps))
+
+    def collect():  # waits for the pending chunk and records it, once
+        nonlocal pending, done
+        c0, (curve, sc, par, h) = pending
+        out = np.asarray(curve), np.asarray(sc), np.asarray(par), {k: np.asarray(v) for k, v in h.items()}
+        for acc, x in zip((curves, scores, parents, hist), out):
+            acc.append(x)
+        pending, done = None, min((c0 + per_call) * interval, int(steps))
         bar.update(done - bar.n)
-    bar.close()
-    used = total  # intervals that ran
+
+    try:
+        for c0 in range(0, total, per_call):
+            t0 = jnp.asarray(c0 * interval, jnp.int32)
+            values, state, curve, final, sc, par, h = _pbt_chunk(engine, rule, values, state, data, data_key, pbt_key,
+                                                                 cfg, t0, per_call, interval)
+            pending = c0, (curve, sc, par, h)
+            collect()
+    except KeyboardInterrupt:
+        interrupted = True
+        if pending is not None:  # the chunk in flight completes: keep it, so state matches the curves
+            collect()
+    finally:
+        bar.close()
+    used = -(-done // interval)  # intervals that ran
     history = {k: np.concatenate([start[k][None]] + [x[k] for x in hist])[: used + 1] for k in start}
     host = jax.tree.map(np.asarray, state._replace(params=None, opt_state=None))
     result = SweepResult.from_runs(
         family=space.name, space=space, values={k: np.asarray(v) for k, v in values.items()}, state=state,
-        host=host, final_loss=np.asarray(final), curves=np.concatenate(curves, axis=1)[:, : int(steps)],
-        log_every=1, steps=done, interrupted=False,
+        host=host, final_loss=np.asarray(final) if final is not None else np.full(n, np.nan),
+        curves=np.concatenate(curves, axis=1)[:, :done] if curves else np.zeros((n, 0)),
+        log_every=1, steps=done, interrupted=interrupted,
     )
     return PBTResult(
         result=result,
         history=history,
         history_steps=np.minimum(np.arange(used + 1) * interval, int(steps)),
-        parents=np.concatenate(parents)[:used],
-        scores=np.concatenate(scores)[:used],
+        parents=np.concatenate(parents)[:used] if parents else np.zeros((0, n), np.int32),
+        scores=np.concatenate(scores)[:used] if scores else np.zeros((0, n)),
     )
