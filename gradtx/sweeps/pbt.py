@@ -31,8 +31,8 @@ import numpy as np
 
 from gradtx.sweeps.devices import replicate, resolve_devices, shard_runs
 from gradtx.sweeps.engine import Engine, RunState, Settings
-from gradtx.sweeps.results import SweepResult
-from gradtx.sweeps.runner import _check_values, _init, _progress, check_params, make_engine, settings
+from gradtx.sweeps.results import SweepResult, json_safe
+from gradtx.sweeps.runner import _check_values, _init, _progress, check_params, make_engine, run_chunks, settings
 from gradtx.sweeps.space import Space
 
 __all__ = ["pbt", "PBTResult", "Explore", "exploit_and_explore"]
@@ -151,6 +151,7 @@ class PBTResult:
         return plot_lineage(self, path, dim=dim)
 
     def to_json(self, path: Any = None) -> str:
+        """The final population (as :meth:`SweepResult.to_json`) plus the lineage, as JSON."""
         import json
 
         doc = json.loads(self.result.to_json())
@@ -158,9 +159,9 @@ class PBTResult:
             "history_steps": self.history_steps.tolist(),
             "history": {k: v.tolist() for k, v in self.history.items()},
             "parents": self.parents.tolist(),
-            "scores": [[x if np.isfinite(x) else None for x in row] for row in self.scores.tolist()],
+            "scores": self.scores.tolist(),
         }
-        text = json.dumps(doc, indent=1)
+        text = json.dumps(json_safe(doc), indent=1)
         if path is not None:
             with open(path, "w") as f:
                 f.write(text)
@@ -242,31 +243,25 @@ def pbt(
     per_call = max(1, -(-total // 20)) if chunk is None else int(chunk)
     data_key, pbt_key = jax.random.fold_in(key, 1_000_003), jax.random.fold_in(key, 2_000_003)
     start = {k: np.asarray(v) for k, v in values.items()}
-    curves, scores, parents, hist, final, done, interrupted, pending = [], [], [], [], None, 0, False, None
-    bar = _progress(int(steps), "pbt", progress)
+    curves, scores, parents, hist, final, done = [], [], [], [], None, 0
 
-    def collect():  # waits for the pending chunk and records it, once
-        nonlocal pending, done
-        c0, (curve, sc, par, h) = pending
-        out = np.asarray(curve), np.asarray(sc), np.asarray(par), {k: np.asarray(v) for k, v in h.items()}
-        for acc, x in zip((curves, scores, parents, hist), out):
+    def launch(c0):
+        nonlocal values, state, final
+        values, state, curve, final, sc, par, h = _pbt_chunk(engine, rule, values, state, data, data_key, pbt_key,
+                                                             cfg, jnp.asarray(c0 * interval, jnp.int32), per_call,
+                                                             interval)
+        return curve, sc, par, h
+
+    def record(c0, out):
+        nonlocal done
+        curve, sc, par, h = out
+        host = np.asarray(curve), np.asarray(sc), np.asarray(par), {k: np.asarray(v) for k, v in h.items()}
+        for acc, x in zip((curves, scores, parents, hist), host):
             acc.append(x)
-        pending, done = None, min((c0 + per_call) * interval, int(steps))
-        bar.update(done - bar.n)
+        done = min((c0 + per_call) * interval, int(steps))
+        return done
 
-    try:
-        for c0 in range(0, total, per_call):
-            t0 = jnp.asarray(c0 * interval, jnp.int32)
-            values, state, curve, final, sc, par, h = _pbt_chunk(engine, rule, values, state, data, data_key, pbt_key,
-                                                                 cfg, t0, per_call, interval)
-            pending = c0, (curve, sc, par, h)
-            collect()
-    except KeyboardInterrupt:
-        interrupted = True
-        if pending is not None:  # the chunk in flight completes: keep it, so state matches the curves
-            collect()
-    finally:
-        bar.close()
+    interrupted = run_chunks(range(0, total, per_call), launch, record, _progress(int(steps), "pbt", progress))
     used = -(-done // interval)  # intervals that ran
     history = {k: np.concatenate([start[k][None]] + [x[k] for x in hist])[: used + 1] for k in start}
     host = jax.tree.map(np.asarray, state._replace(params=None, opt_state=None))

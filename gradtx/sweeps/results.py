@@ -14,7 +14,7 @@ import numpy as np
 
 from gradtx.sweeps.space import Space
 
-__all__ = ["SweepResult", "METRICS"]
+__all__ = ["SweepResult", "METRICS", "json_safe"]
 
 #: Per-run metrics; all but ``diverged`` sort ascending (lower is better).
 METRICS = ("final_loss", "best_loss", "steps_to_tol", "diverged", "stopped_at")
@@ -182,9 +182,9 @@ class SweepResult:
             "best": self.best,
             "runs": self.table(),
             "curve_steps": self.curve_steps.tolist(),
-            "curves": [[_finite(x) for x in row] for row in self.curves.tolist()],
+            "curves": self.curves.tolist(),
         }
-        text = json.dumps(_clean(doc), indent=1)
+        text = json.dumps(json_safe(doc), indent=1)
         if path is not None:
             with open(path, "w") as f:
                 f.write(text)
@@ -204,17 +204,14 @@ class SweepResult:
         return plot_sweep(self, path, k=k, metric=metric)
 
 
-def _finite(x: float) -> float | None:
-    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None (JSON has no such numbers)."""
     if isinstance(obj, float):
-        return _finite(obj)
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 

@@ -207,27 +207,21 @@ def _sweep_one(loss_fn, params, space, family, steps, num, key, values, data, pe
     state = _init(engine, padded, p, per_run_params)
     data_key = jax.random.fold_in(key, 1_000_003)
 
-    curves, finals, done, interrupted, pending = [], None, 0, False, None
-    bar = _progress(int(steps), family, progress)
+    curves, finals, done = [], None, 0
 
-    def collect():  # waits for the pending chunk and records it, once
-        nonlocal pending, finals, done
-        t0, (_, curve, final) = pending
-        curves.append(np.asarray(curve))
-        finals, done, pending = final, min(t0 + chunk, int(steps)), None
-        bar.update(done - bar.n)
+    def launch(t0):
+        nonlocal state
+        state, curve, final = _chunk(engine, padded, state, data, data_key, cfg, jnp.asarray(t0, jnp.int32), chunk,
+                                     log_every)  # the previous state is donated to this call
+        return curve, final
 
-    try:
-        for t0 in range(0, int(steps), chunk):
-            pending = t0, _chunk(engine, padded, state, data, data_key, cfg, jnp.asarray(t0, jnp.int32), chunk, log_every)
-            state = pending[1][0]  # the previous state was donated to this call
-            collect()
-    except KeyboardInterrupt:
-        interrupted = True
-        if pending is not None:  # the chunk in flight completes: keep it, so params match the curves
-            collect()
-    finally:
-        bar.close()
+    def record(t0, out):
+        nonlocal finals, done
+        curves.append(np.asarray(out[0]))  # waits for the chunk
+        finals, done = out[1], min(t0 + chunk, int(steps))
+        return done
+
+    interrupted = run_chunks(range(0, int(steps), chunk), launch, record, _progress(int(steps), family, progress))
     keep = slice(0, n)
     curve = np.concatenate(curves, axis=1)[keep, : -(-done // log_every)] if curves else np.zeros((n, 0))
     host = jax.tree.map(lambda x: np.asarray(x)[keep], state._replace(params=None, opt_state=None))
@@ -243,6 +237,29 @@ def _sweep_one(loss_fn, params, space, family, steps, num, key, values, data, pe
         steps=done,
         interrupted=interrupted,
     )
+
+
+def run_chunks(starts: Any, launch: Callable[[int], Any], record: Callable[[int, Any], int], bar: Any) -> bool:
+    """Launches and records chunks in order, advancing ``bar`` to ``record``'s step count.
+
+    On Ctrl-C the chunk in flight is still recorded (its outputs already
+    replaced the donated state, so the state and the records stay in step),
+    and True is returned: the caller keeps every finished chunk.
+    """
+    pending = None
+    try:
+        for start in starts:
+            pending = start, launch(start)
+            done = record(*pending)
+            pending = None
+            bar.update(done - bar.n)
+    except KeyboardInterrupt:
+        if pending is not None:
+            record(*pending)
+        return True
+    finally:
+        bar.close()
+    return False
 
 
 def _check_values(space: Space, values: Mapping[str, Any]) -> dict[str, jax.Array]:
