@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: random pytrees and tree comparisons."""
+"""Helpers shared by the tests: tree comparisons and a progress bar that presses Ctrl-C."""
 
 from __future__ import annotations
 
@@ -23,3 +23,18 @@ def named_leaves(tree: Any) -> list[tuple[str, np.ndarray]]:
         ]
         out.append((".".join(names), np.asarray(leaf)))
     return out
+
+
+class CtrlCBar:
+    """Stands in for the tqdm bar: raises KeyboardInterrupt once ``after`` steps are shown."""
+
+    def __init__(self, after: int):
+        self.n, self.after = 0, after
+
+    def update(self, k: int) -> None:
+        self.n += k
+        if self.n >= self.after:
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass

@@ -7,6 +7,7 @@ import pytest
 
 import gradtx as gx
 from gradtx.sweeps.pbt import Explore, exploit_and_explore
+from helpers import CtrlCBar
 
 
 def test_exploit_copies_top_members_and_perturbs_their_values():
@@ -87,18 +88,7 @@ def test_pbt_is_deterministic_and_validates(tmp_path):
 def test_pbt_interrupt_keeps_finished_intervals(monkeypatch):
     from gradtx.sweeps import pbt as pbt_module
 
-    class Bar:
-        n = 0
-
-        def update(self, k):
-            self.n += k
-            if self.n >= 20:
-                raise KeyboardInterrupt
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(pbt_module, "_progress", lambda *a: Bar())
+    monkeypatch.setattr(pbt_module, "_progress", lambda *a: CtrlCBar(after=20))
     prob = gx.noisy_quadratic(dim=4)
     res = gx.pbt(prob.batch_loss, prob.params(), gx.Space(gx.sgd, learning_rate=gx.log_uniform(1e-3, 1.0)),
                  steps=60, interval=10, chunk=2, num=4, data=prob.data, progress=False)

@@ -9,6 +9,7 @@ import pytest
 
 import gradtx as gx
 from gradtx.sweeps import runner
+from helpers import CtrlCBar
 
 STEPS = 30
 
@@ -178,18 +179,7 @@ def test_data_function_and_per_run_params():
 
 
 def test_interrupt_keeps_finished_chunks(monkeypatch):
-    class Bar:
-        n = 0
-
-        def update(self, k):
-            self.n += k
-            if self.n >= 8:
-                raise KeyboardInterrupt
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(runner, "_progress", lambda *a: Bar())
+    monkeypatch.setattr(runner, "_progress", lambda *a: CtrlCBar(after=8))
     res = gx.sweep(lambda w: jnp.sum(w**2), jnp.ones(2), gx.Space(gx.sgd, learning_rate=[0.1]), steps=20, chunk=4,
                    progress=False)
     assert res.interrupted and res.steps == 8 and res.curves.shape == (1, 8)

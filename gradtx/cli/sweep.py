@@ -143,9 +143,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _run_pbt(args, gx, loss, params, spaces, common, random_search) -> list[str]:
     """PBT per family from the random search's initial population; returns the files written."""
-    import json
-
     import jax
+
+    from gradtx.sweeps.results import dump_json
 
     interval = args.interval or max(1, args.steps // 20)
     doc, written = {}, ["pbt.json"]
@@ -155,18 +155,17 @@ def _run_pbt(args, gx, loss, params, spaces, common, random_search) -> list[str]
     for i, (name, space) in enumerate(spaces.items()):
         key = jax.random.fold_in(common["key"], i)  # gx.sweep's key for family i: the same population
         res = gx.pbt(loss, params, space, interval=interval, **{**common, "key": key})
-        rs_best = float(min(random_search.table(), key=lambda r: (r["family"] != name, r["final_loss"]))["final_loss"])
+        rs_best = next(r for r in random_search.table() if r["family"] == name)["final_loss"]
         best = res.best
         print(f"{name:>14} PBT best final loss {best['final_loss']:.4g} (learning rate now {best['learning_rate']:.3g})"
               f"  vs random search best {rs_best:.4g}")
-        doc[name] = json.loads(res.to_json())
+        doc[name] = res.to_dict()
         try:
             res.plot(os.path.join(args.out, f"pbt-{name}.png"))
             written.append(f"pbt-{name}.png")
         except ImportError:
             pass
-    with open(os.path.join(args.out, "pbt.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+    dump_json(doc, os.path.join(args.out, "pbt.json"))
     print()
     return written
 

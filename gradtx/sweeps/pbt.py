@@ -31,7 +31,7 @@ import numpy as np
 
 from gradtx.sweeps.devices import replicate, resolve_devices, shard_runs
 from gradtx.sweeps.engine import Engine, RunState, Settings
-from gradtx.sweeps.results import SweepResult, json_safe
+from gradtx.sweeps.results import SweepResult, dump_json
 from gradtx.sweeps.runner import _check_values, _init, _progress, check_params, make_engine, run_chunks, settings
 from gradtx.sweeps.space import Space
 
@@ -150,22 +150,20 @@ class PBTResult:
 
         return plot_lineage(self, path, dim=dim)
 
-    def to_json(self, path: Any = None) -> str:
-        """The final population (as :meth:`SweepResult.to_json`) plus the lineage, as JSON."""
-        import json
-
-        doc = json.loads(self.result.to_json())
+    def to_dict(self) -> dict[str, Any]:
+        """The final population (as :meth:`SweepResult.to_dict`) plus the lineage under ``"pbt"``."""
+        doc = self.result.to_dict()
         doc["pbt"] = {
             "history_steps": self.history_steps.tolist(),
             "history": {k: v.tolist() for k, v in self.history.items()},
             "parents": self.parents.tolist(),
             "scores": self.scores.tolist(),
         }
-        text = json.dumps(json_safe(doc), indent=1)
-        if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
-        return text
+        return doc
+
+    def to_json(self, path: Any = None) -> str:
+        """:meth:`to_dict` as JSON (NaN and infinities as null), written to ``path`` if given."""
+        return dump_json(self.to_dict(), path)
 
 
 def pbt(

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradtx.sweeps.space import Space
 
-__all__ = ["SweepResult", "METRICS", "json_safe"]
+__all__ = ["SweepResult", "METRICS", "dump_json", "json_safe"]
 
 #: Per-run metrics; all but ``diverged`` sort ascending (lower is better).
 METRICS = ("final_loss", "best_loss", "steps_to_tol", "diverged", "stopped_at")
@@ -173,9 +173,9 @@ class SweepResult:
             for r in self.table():
                 w.writerow({c: r.get(c, "") for c in cols})
 
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """Runs, best configuration and loss curves as JSON (NaN/inf as null)."""
-        doc = {
+    def to_dict(self) -> dict[str, Any]:
+        """Runs, best configuration and loss curves as plain Python values."""
+        return {
             "steps": self.steps,
             "interrupted": self.interrupted,
             "families": {f: repr(s) for f, s in self.spaces.items()},
@@ -184,11 +184,10 @@ class SweepResult:
             "curve_steps": self.curve_steps.tolist(),
             "curves": self.curves.tolist(),
         }
-        text = json.dumps(json_safe(doc), indent=1)
-        if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
-        return text
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """:meth:`to_dict` as JSON (NaN and infinities as null), written to ``path`` if given."""
+        return dump_json(self.to_dict(), path)
 
     def plot(self, path: str | os.PathLike | None = None, *, k: int = 5, metric: str = "final_loss"):
         """Loss curves of the top ``k`` runs, and ``metric`` against each swept value.
@@ -202,6 +201,15 @@ class SweepResult:
         from gradtx.sweeps.plotting import plot_sweep
 
         return plot_sweep(self, path, k=k, metric=metric)
+
+
+def dump_json(doc: Any, path: str | os.PathLike | None = None) -> str:
+    """``doc`` as JSON text, NaN and infinities as null; written to ``path`` if given."""
+    text = json.dumps(json_safe(doc), indent=1)
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text
 
 
 def json_safe(obj: Any) -> Any:
