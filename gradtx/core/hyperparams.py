@@ -31,6 +31,8 @@ __all__ = [
     "UNIT_INTERVAL",
     "UNIT_CLOSED",
     "ANY_REAL",
+    "NONNEGATIVE_INTEGER",
+    "POSITIVE_INTEGER",
 ]
 
 
@@ -151,3 +153,6 @@ POSITIVE = Check("> 0", _pred(lambda a: a > 0))
 UNIT_INTERVAL = Check("in [0, 1)", _pred(lambda a: (a >= 0) & (a < 1)))
 UNIT_CLOSED = Check("in [0, 1]", _pred(lambda a: (a >= 0) & (a <= 1)))
 ANY_REAL = Check("a finite real number", _pred(np.isfinite))
+# Integer-valued leaves (Python ints, floats or arrays), compared with int32 counters.
+NONNEGATIVE_INTEGER = Check("an integer in [0, 2**31)", _pred(lambda a: (a >= 0) & (a < 2**31) & (a == np.floor(a))))
+POSITIVE_INTEGER = Check("an integer in [1, 2**31)", _pred(lambda a: (a >= 1) & (a < 2**31) & (a == np.floor(a))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["abs_sq", "safe_increment", "zero_count"]
+__all__ = ["abs_sq", "as_int32", "safe_increment", "zero_count"]
 
 
 def abs_sq(x: jax.Array) -> jax.Array:
@@ -26,3 +26,8 @@ def safe_increment(count: jax.Array) -> jax.Array:
     count = jnp.asarray(count)
     top = jnp.iinfo(count.dtype).max
     return jnp.where(count < top, count + 1, count).astype(count.dtype)
+
+
+def as_int32(x) -> jax.Array:
+    """An integer-valued hyperparameter (Python int, float or traced array) as int32."""
+    return jnp.asarray(x).astype(jnp.int32)

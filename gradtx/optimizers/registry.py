@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 
 from gradtx.core.base import GradientTransformation
 from gradtx.optimizers.adam_family import adam, adamax, adamaxw, adamw, amsgrad, nadam, nadamw
+from gradtx.optimizers.delta_bar_delta import delta_bar_delta
 from gradtx.optimizers.classic import adadelta, adagrad, rmsprop, sgd
 
 __all__ = ["OptimizerInfo", "OPTIMIZERS"]
@@ -73,6 +74,7 @@ def _entries() -> list[OptimizerInfo]:
         E("adamax", adamax, {"learning_rate": 0.3}, "adamax", complex_ok=False),
         E("adamaxw", adamaxw, {"learning_rate": 0.3, "weight_decay": 1e-4}, "adamaxw", complex_ok=False, needs_params=True),
         E("amsgrad", amsgrad, {"learning_rate": 0.3}, "amsgrad"),
+        E("delta_bar_delta", delta_bar_delta, {"learning_rate": 0.005, "kappa": 1e-3, "phi": 0.5}, None),
     ]
 
 

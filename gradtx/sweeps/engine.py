@@ -13,11 +13,12 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtx.core.base import apply_updates
 from gradtx.sweeps.space import Space
 
-__all__ = ["Engine", "RunState", "Settings", "metric_dtype", "as_python_number"]
+__all__ = ["Engine", "RunState", "Settings", "metric_dtype", "as_python_number", "resolve_data", "select_batch"]
 
 try:  # weak typing is what Python scalars get; JAX exposes no public way to ask for it
     from jax._src.lax.lax import _convert_element_type as _convert
@@ -35,6 +36,36 @@ def as_python_number(x: jax.Array) -> jax.Array:
     if _convert is None or not jnp.issubdtype(x.dtype, jnp.floating):
         return x
     return _convert(x, weak_type=True)
+
+
+def resolve_data(data: Any, who: str) -> tuple[str, Callable | None, Any]:
+    """``(kind, data_fn, arrays)`` for a ``data`` argument, validated; ``who`` names the caller in errors.
+
+    ``data`` is None, a function ``(key, step) -> batch``, or a pytree of arrays
+    whose leading axis indexes batches (step ``t`` uses batch ``t % len``).
+    """
+    if data is None:
+        return "none", None, None
+    if callable(data):
+        return "fn", data, None
+    leaves = jax.tree.leaves(data)
+    if not leaves or any(np.ndim(x) == 0 for x in leaves):
+        raise ValueError(f"{who}: data must be a pytree of arrays with a leading axis of batches, "
+                         "or a function (key, step) -> batch.")
+    sizes = {np.shape(x)[0] for x in leaves}
+    if len(sizes) != 1:
+        raise ValueError(f"{who}: data leaves must share their leading (batch index) axis, got sizes {sorted(sizes)}.")
+    return "array", None, jax.tree.map(jnp.asarray, data)
+
+
+def select_batch(kind: str, data_fn: Callable | None, arrays: Any, key: jax.Array, t: jax.Array) -> Any:
+    """The batch of step ``t`` (see :func:`resolve_data`); ``data_fn`` gets ``fold_in(key, t)``."""
+    if kind == "none":
+        return None
+    if kind == "fn":
+        return data_fn(jax.random.fold_in(key, t), t)
+    n = jax.tree.leaves(arrays)[0].shape[0]
+    return jax.tree.map(lambda d: jax.lax.dynamic_index_in_dim(d, t % n, keepdims=False), arrays)
 
 
 def metric_dtype() -> Any:
@@ -90,12 +121,7 @@ class Engine:
         return self.space.build({k: as_python_number(v) for k, v in values.items()})
 
     def batch(self, data: Any, key: jax.Array, t: jax.Array) -> Any:
-        if self.data_kind == "none":
-            return None
-        if self.data_kind == "fn":
-            return self.data_fn(jax.random.fold_in(key, t), t)
-        n = jax.tree.leaves(data)[0].shape[0]
-        return jax.tree.map(lambda d: jax.lax.dynamic_index_in_dim(d, t % n, keepdims=False), data)
+        return select_batch(self.data_kind, self.data_fn, data, key, t)
 
     def loss(self, params: Any, batch: Any) -> jax.Array:
         out = self.loss_fn(params) if self.data_kind == "none" else self.loss_fn(params, batch)

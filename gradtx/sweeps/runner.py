@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.sweeps.devices import replicate, resolve_devices, shard_runs
-from gradtx.sweeps.engine import Engine, RunState, Settings
+from gradtx.sweeps.engine import Engine, RunState, Settings, resolve_data
 from gradtx.sweeps.results import SweepResult
 from gradtx.sweeps.space import Space
 
@@ -78,17 +78,8 @@ def make_engine(loss_fn: Callable, space: Space, data: Data, eval_fn: Callable |
         raise TypeError(f"space must be a gx.Space (or a dict of them), got {type(space).__name__}.")
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"eval_fn must be a function of params, got {eval_fn!r}.")
-    if data is None:
-        return Engine(loss_fn, space, eval_fn=eval_fn), None
-    if callable(data):
-        return Engine(loss_fn, space, "fn", data, eval_fn), None
-    leaves = jax.tree.leaves(data)
-    if not leaves or any(np.ndim(x) == 0 for x in leaves):
-        raise ValueError("data must be a pytree of arrays with a leading axis of batches, or a function (key, step).")
-    sizes = {np.shape(x)[0] for x in leaves}
-    if len(sizes) != 1:
-        raise ValueError(f"data leaves must share their leading (batch index) axis, got sizes {sorted(sizes)}.")
-    return Engine(loss_fn, space, "array", eval_fn=eval_fn), jax.tree.map(jnp.asarray, data)
+    kind, data_fn, arrays = resolve_data(data, "gx.sweep")
+    return Engine(loss_fn, space, kind, data_fn, eval_fn), arrays
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -1,0 +1,1 @@
+"""See gradtx/__init__.py for the public names."""
