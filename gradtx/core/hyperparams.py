@@ -24,6 +24,7 @@ __all__ = [
     "Hyper",
     "as_schedule",
     "coerce_and_check",
+    "concrete_value",
     "evaluate",
     "is_scheduled",
     "NONNEGATIVE",
@@ -76,7 +77,7 @@ def as_schedule(value: Any) -> Schedule:
     raise TypeError(f"expected a schedule (a callable count -> value), got {value!r}.")
 
 
-def _concrete(value: Any) -> np.ndarray | None:
+def concrete_value(value: Any) -> np.ndarray | None:
     """The value as a NumPy array, or None when it is traced (not checkable)."""
     try:
         return np.asarray(value)
@@ -96,7 +97,7 @@ def coerce_and_check(owner: Module, name: str, value: Any, check: Check | None) 
     if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
         return FunctionSchedule(value)
     where = f"gx.{owner.gx_name}" if owner.gx_name else type(owner).__name__
-    arr = _concrete(value)
+    arr = concrete_value(value)
     if arr is None:  # traced: checked by nothing, by design
         return value
     if arr.dtype.kind not in "biufc":

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.core.base import OptState, Params, apply_updates
-from gradtx.core.hyperparams import NONNEGATIVE, _concrete
+from gradtx.core.hyperparams import NONNEGATIVE, concrete_value
 from gradtx.core.tree import check_same_structure, tree_map_none
 from gradtx.transforms.combine import as_transform
 
@@ -301,7 +301,7 @@ def _normalized_weights(weights: Any, num_clients: int) -> jax.Array:
         )
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{_WHERE}: `weights` must be real numbers, got dtype {w.dtype}.")
-    arr = _concrete(weights)
+    arr = concrete_value(weights)
     if arr is not None:
         if not np.all(np.isfinite(arr)) or not np.all(NONNEGATIVE.predicate(arr)):
             raise ValueError(f"{_WHERE}: `weights` must be finite and >= 0, got {arr}.")
