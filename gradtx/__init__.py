@@ -6,6 +6,8 @@
 Every public name lives here, once. Submodules are implementation detail.
 """
 
+from gradtx.checkpoint.io import load as load
+from gradtx.checkpoint.io import save as save
 from gradtx.core.base import EmptyState as EmptyState
 from gradtx.core.base import GradientTransformation as GradientTransformation
 from gradtx.core.base import ScaleByScheduleState as ScaleByScheduleState
@@ -80,6 +82,7 @@ from gradtx.sweeps.space import grid as grid
 from gradtx.sweeps.space import log_uniform as log_uniform
 from gradtx.sweeps.space import uniform as uniform
 from gradtx.transforms.adam import ScaleByAdamState as ScaleByAdamState
+from gradtx.transforms.adam import direction_bound as direction_bound
 from gradtx.transforms.adam import ScaleByAmsgradState as ScaleByAmsgradState
 from gradtx.transforms.adam import scale_by_adam as scale_by_adam
 from gradtx.transforms.adam import scale_by_adamax as scale_by_adamax
@@ -121,15 +124,35 @@ from gradtx.transforms.noise import add_noise as add_noise
 from gradtx.transforms.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from gradtx.transforms.plateau import reduce_on_plateau as reduce_on_plateau
 from gradtx.transforms.weight_decay import add_decayed_weights as add_decayed_weights
+from gradtx.wrappers.accumulate import MultiSteps as MultiSteps
+from gradtx.wrappers.accumulate import MultiStepsState as MultiStepsState
+from gradtx.wrappers.accumulate import multi_steps as multi_steps
 from gradtx.wrappers.averaging import EmaParamsState as EmaParamsState
 from gradtx.wrappers.averaging import PolyakAveragingState as PolyakAveragingState
 from gradtx.wrappers.averaging import averaged_params as averaged_params
 from gradtx.wrappers.averaging import ema_params as ema_params
 from gradtx.wrappers.averaging import polyak_averaging as polyak_averaging
+from gradtx.wrappers.conditional import ConditionallyMaskState as ConditionallyMaskState
+from gradtx.wrappers.conditional import ConditionallyTransformState as ConditionallyTransformState
+from gradtx.wrappers.conditional import conditionally_mask as conditionally_mask
+from gradtx.wrappers.conditional import conditionally_transform as conditionally_transform
+from gradtx.wrappers.conditional import freeze as freeze
+from gradtx.wrappers.conditional import keep_params_nonnegative as keep_params_nonnegative
 from gradtx.wrappers.early_stopping import EarlyStopping as EarlyStopping
 from gradtx.wrappers.early_stopping import EarlyStoppingState as EarlyStoppingState
+from gradtx.wrappers.finite import ApplyIfFiniteState as ApplyIfFiniteState
+from gradtx.wrappers.finite import SkipLargeUpdatesState as SkipLargeUpdatesState
+from gradtx.wrappers.finite import ZeroNansState as ZeroNansState
+from gradtx.wrappers.finite import apply_if_finite as apply_if_finite
+from gradtx.wrappers.finite import skip_large_updates as skip_large_updates
+from gradtx.wrappers.finite import zero_nans as zero_nans
+from gradtx.wrappers.lookahead import LookaheadParams as LookaheadParams
+from gradtx.wrappers.lookahead import LookaheadState as LookaheadState
+from gradtx.wrappers.lookahead import lookahead as lookahead
 from gradtx.wrappers.masked import MaskedNode as MaskedNode
 from gradtx.wrappers.masked import MaskedState as MaskedState
 from gradtx.wrappers.masked import masked as masked
+from gradtx.wrappers.partition import PartitionState as PartitionState
+from gradtx.wrappers.partition import partition as partition
 
 __version__ = "0.1.0"

@@ -27,6 +27,7 @@ __all__ = [
     "global_norm",
     "first_difference",
     "check_same_structure",
+    "check_float_params",
 ]
 
 
@@ -127,3 +128,24 @@ def check_same_structure(a: Any, b: Any, a_name: str, b_name: str, where: str) -
         f"{where}: `{a_name}` and `{b_name}` have different tree structures ({diff}). "
         f"They must mirror each other: pass the gradients of the same params tree."
     )
+
+
+def check_float_params(params: Any, where: str) -> None:
+    """Raises TypeError naming the first integer or boolean leaf of ``params``.
+
+    Optimizer state (moments, traces) takes the params' dtype, and an integer
+    moment silently truncates every update to 0. Checked on dtypes only, so it
+    costs nothing under ``jit`` beyond tracing.
+    """
+    leaves, _ = jax.tree_util.tree_flatten_with_path(params, is_leaf=is_none)
+    for path, x in leaves:
+        if x is None or not hasattr(x, "dtype") and not isinstance(x, (bool, int)):
+            continue
+        dtype = jnp.result_type(x)
+        if jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.bool_):
+            name = jax.tree_util.keystr(path) or "<root>"
+            raise TypeError(
+                f"{where}: params leaf {name} has dtype {dtype}; optimizers need floating-point "
+                f"params. Cast it (e.g. `params = jax.tree.map(lambda x: x.astype(jnp.float32), "
+                f"params)`), or leave it out of the optimizer with `gx.masked`."
+            )

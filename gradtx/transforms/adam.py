@@ -23,6 +23,7 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "direction_bound",
 ]
 
 
@@ -63,9 +64,94 @@ def _check_eps(module) -> None:
         )
 
 
-def _adam_direction(mu_hat: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
-    r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family."""
-    return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+def direction_bound(b1: Any, b2: Any, count: Any, *, nesterov: bool = False,
+                    bias_correction_mu: bool = True, bias_correction_nu: bool = True) -> jax.Array:
+    r"""The largest $|\hat m_t| / \sqrt{\hat v_t}$ can be after ``count`` steps from zero state.
+
+    By Cauchy-Schwarz on the two EMAs (constant $\beta$'s, zero-initialised moments):
+
+    .. math::
+        \frac{|\hat m_t|}{\sqrt{\hat v_t}} \le B_t =
+        \frac{1-\beta_1}{\sqrt{1-\beta_2}}
+        \sqrt{\sum_{k=0}^{t-1} (\beta_1^2/\beta_2)^k}\;
+        \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+
+    ($B_1 = 1$; $\times(1+\beta_1)$ for NAdam; the debiasing factors drop out
+    when the corresponding bias correction is off). $\epsilon$ and
+    $\epsilon_{root}$ only make the update smaller. :func:`scale_by_adam` and
+    :func:`scale_by_amsgrad` clip to it where $\hat v$ overflows the dtype.
+
+    Args:
+      b1, b2: the EMA decay rates. count: the step $t \ge 1$.
+      nesterov, bias_correction_mu, bias_correction_nu: as in the transforms.
+
+    Example:
+      >>> import gradtx as gx
+      >>> round(float(gx.direction_bound(0.9, 0.999, 1)), 12)
+      1.0
+      >>> round(float(gx.direction_bound(0.9, 0.999, 10**6)), 2)  # the limit
+      7.27
+    """
+    b1, b2 = jnp.asarray(b1), jnp.asarray(b2)
+    t = jnp.asarray(count).astype(jnp.result_type(b1, b2, float))
+    r = b1**2 / jnp.maximum(b2, 1e-30)
+    s = jnp.where(jnp.abs(1 - r) < 1e-6, t, (1 - r**t) / jnp.where(jnp.abs(1 - r) < 1e-6, 1.0, 1 - r))
+    bound = (1 - b1) / jnp.sqrt(1 - b2) * jnp.sqrt(s)
+    if bias_correction_mu:
+        bound = bound / (1 - b1**t)
+    if bias_correction_nu:
+        bound = bound * jnp.sqrt(1 - b2**t)
+    return bound * (1 + b1) if nesterov else bound
+
+
+def _root_moment(updates: Any, nu: Any, decay: Any) -> Any:
+    r"""$\sqrt{(1-\beta) |g|^2 + \beta v}$ without forming $|g|^2$ (``hypot``: cannot overflow)."""
+    return gt.tree_map_none(
+        lambda g, v: jnp.hypot(jnp.sqrt(1 - decay) * jnp.abs(g), jnp.sqrt(decay * jnp.real(v))), updates, nu
+    )
+
+
+def _root_correction(root: Any, decay: Any, count: jax.Array) -> Any:
+    r"""$\sqrt{v}/\sqrt{1-\beta^t}$: :func:`~gradtx.core.tree.bias_correction` in the root domain."""
+    scale = jnp.sqrt(1 - jnp.asarray(decay) ** count)
+    return gt.tree_map_none(lambda r: r / scale.astype(r.dtype), root)
+
+
+def _repair(nu: Any, root: Any) -> Any:
+    """Where $|g|^2$ overflowed but $v$ itself is representable, $v$ = ``root``$^2$."""
+    return gt.tree_map_none(lambda v, r: jnp.where(jnp.isfinite(v), v, jnp.square(r)), nu, root)
+
+
+def _saturate(tree: Any, like: Any) -> Any:
+    """Clips to the largest finite value of ``like``'s dtype (NaN propagates), then casts."""
+    def one(x, y):
+        dtype = jnp.result_type(y)
+        if jnp.iscomplexobj(x):  # a real value stored in a complex moment
+            return jax.lax.complex(jnp.minimum(x.real, jnp.finfo(dtype).max), x.imag).astype(dtype)
+        return jnp.minimum(x, jnp.finfo(dtype).max).astype(dtype)
+
+    return gt.tree_map_none(one, tree, like)
+
+
+def _adam_direction(mu_hat: Any, nu_hat: Any, eps: Any, eps_root: Any,
+                    root_hat: Any = None, bound: Any = None) -> Any:
+    r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family.
+
+    Where $\hat v$ overflowed the dtype ($|g| \gtrsim 10^{19}$ in float32), the
+    overflow-free root ``root_hat`` $=\sqrt{\hat v}$ is used instead and the
+    result is clipped to ``bound`` (the saturated state forgets part of the
+    history, so the root can be underestimated there).
+    """
+    if root_hat is None:
+        return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+
+    def one(m, v, r):
+        plain = m / (jnp.sqrt(v + eps_root) + eps)
+        q = m / (r + eps)
+        safe = (q / jnp.maximum(1, jnp.abs(q) / bound)).astype(plain.dtype)
+        return jnp.where(jnp.isfinite(v), plain, safe)
+
+    return gt.tree_map_none(one, mu_hat, nu_hat, root_hat)
 
 
 class ScaleByAdam(GradientTransformation):
@@ -102,9 +188,13 @@ class ScaleByAdam(GradientTransformation):
             )
         else:
             mu_hat = gt.bias_correction(mu, h.b1, count)
+        root = _root_moment(updates, state.nu, h.b2)
+        nu = _repair(nu, root)
         nu_hat = gt.bias_correction(nu, h.b2, count)
-        out = _adam_direction(mu_hat, nu_hat, h.eps, h.eps_root)
-        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), gt.cast_like(nu, state.nu))
+        root_hat = _root_correction(root, h.b2, count)
+        bound = direction_bound(h.b1, h.b2, count, nesterov=self.nesterov)
+        out = _adam_direction(mu_hat, nu_hat, h.eps, h.eps_root, root_hat, bound)
+        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), _saturate(nu, state.nu))
 
 
 @fill
@@ -129,6 +219,16 @@ def scale_by_adam(
     With ``nesterov=True`` (NAdam), $\hat m_t$ is replaced by
     $\beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)$.
     The first update is $g/(|g|+\epsilon)$ elementwise.
+
+    Numerical range: every update satisfies $|u_t| \le B_t$ of
+    :func:`direction_bound` ($B_1 = 1$; $\le 7.3$ for the defaults; times
+    $1+\beta_1$ with ``nesterov``), for gradients of any finite magnitude. Where
+    $|g|^2$ would overflow the dtype (above about $1.8\cdot10^{19}$ in float32),
+    $\sqrt{v}$ is computed with ``hypot`` instead, and a $v$ beyond the dtype
+    saturates at its largest finite value (the update is then clipped to $B_t$);
+    for ordinary magnitudes the arithmetic is exactly optax's. Below about
+    $10^{-19}$ $|g|^2$ underflows, which only matters if $\epsilon$ is smaller
+    than $|g|$.
 
     Args:
       {b1}
@@ -208,14 +308,19 @@ class ScaleByAmsgrad(GradientTransformation):
     def update(self, updates, state, params=None, **extra_args):
         h = evaluate(self, state.count)
         mu = gt.update_moment(updates, state.mu, h.b1, 1)
-        nu = gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2)
+        root = _root_moment(updates, state.nu, h.b2)
+        nu = _repair(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), root)
         count = safe_increment(state.count)
         mu_hat = gt.bias_correction(mu, h.b1, count) if self.bias_correction_mu else mu
         nu_eff = gt.bias_correction(nu, h.b2, count) if self.bias_correction_nu else nu
         nu_max = gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff)
-        out = _adam_direction(mu_hat, nu_max, h.eps, h.eps_root)
+        root_eff = _root_correction(root, h.b2, count) if self.bias_correction_nu else root
+        root_max = gt.tree_map_none(lambda a, r: jnp.maximum(jnp.sqrt(jnp.real(a)), r), state.nu_max, root_eff)
+        bound = direction_bound(h.b1, h.b2, count, bias_correction_mu=self.bias_correction_mu,
+                                bias_correction_nu=self.bias_correction_nu)
+        out = _adam_direction(mu_hat, nu_max, h.eps, h.eps_root, root_max, bound)
         return out, ScaleByAmsgradState(
-            count, gt.cast_like(mu, state.mu), gt.cast_like(nu, state.nu), gt.cast_like(nu_max, state.nu_max)
+            count, gt.cast_like(mu, state.mu), _saturate(nu, state.nu), _saturate(nu_max, state.nu_max)
         )
 
 
@@ -234,6 +339,8 @@ def scale_by_amsgrad(
     .. math::
         \hat v^{\max}_t = \max(\hat v^{\max}_{t-1}, \hat v_t), \qquad
         u_t = \hat m_t / (\sqrt{\hat v^{\max}_t + \epsilon_{root}} + \epsilon)
+
+    Overflow-safe like :func:`scale_by_adam`: $|u_t| \le B_t$ of :func:`direction_bound`.
 
     Args:
       {b1}

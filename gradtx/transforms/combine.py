@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from gradtx.core.base import GradientTransformation
 from gradtx.core.module import child, static
+from gradtx.core.tree import check_float_params, check_same_structure, first_difference, is_none
 
 __all__ = ["chain", "named_chain", "Chain", "NamedChain", "Foreign", "as_transform"]
 
@@ -59,6 +62,7 @@ class Chain(GradientTransformation):
     transforms: tuple = child()
 
     def init(self, params):
+        check_float_params(params, "gx.chain.init")
         return tuple(t.init(params) for t in self.transforms)
 
     def update(self, updates, state, params=None, **extra_args):
@@ -69,11 +73,46 @@ class Chain(GradientTransformation):
                 f"(one per transformation), got {got}. Pass the state returned by this "
                 "chain's `init`."
             )
+        if params is not None:
+            check_same_structure(updates, params, "updates", "params", "gx.chain.update")
+        for i, (t, s) in enumerate(zip(self.transforms, state)):
+            _check_member_state(i, t, s, updates)
         new_state = []
         for t, s in zip(self.transforms, state):
             updates, s = t.update(updates, s, params, **extra_args)
             new_state.append(s)
         return updates, tuple(new_state)
+
+
+def _check_member_state(i: int, t: GradientTransformation, s: Any, updates: Any) -> None:
+    """Raises ValueError if ``s`` is not shaped like ``t.init`` of this params tree.
+
+    Uses ``jax.eval_shape`` (no computation; under ``jit`` it runs once, at trace
+    time). Members whose ``init`` cannot be evaluated abstractly are not checked.
+    """
+    try:
+        expected = jax.eval_shape(t.init, updates)
+    except Exception:  # noqa: BLE001 - an init that needs concrete values: skip the check
+        return
+    if jax.tree.structure(s, is_leaf=is_none) == jax.tree.structure(expected, is_leaf=is_none):
+        bad = [
+            jax.tree_util.keystr(p)
+            for (p, a), b in zip(
+                jax.tree_util.tree_flatten_with_path(s)[0], jax.tree.leaves(expected)
+            )
+            if tuple(getattr(a, "shape", ())) != tuple(b.shape)
+        ]
+        if not bad:
+            return
+        diff = f"shape differs at {bad[0]}"
+    else:
+        diff = first_difference(s, expected) or f"got a {type(s).__name__}, expected a {type(expected).__name__}"
+    name = getattr(t, "gx_name", type(t).__name__)
+    raise ValueError(
+        f"gx.chain.update: `state[{i}]` does not match what member {i} ({name}) creates for "
+        f"these updates ({diff}). The state comes from a different optimizer or a different "
+        "params tree: pass the state returned by this optimizer's `init(params)`."
+    )
 
 
 class NamedChain(GradientTransformation):
