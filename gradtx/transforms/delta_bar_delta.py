@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation, next_count, schedule_count
 from gradtx.core.hyperparams import NONNEGATIVE, UNIT_INTERVAL, Hyper, Schedule, evaluate
 from gradtx.core.module import hyper
@@ -81,6 +82,7 @@ class ScaleByDeltaBarDelta(GradientTransformation):
         return out, new_state
 
 
+@fill
 def scale_by_delta_bar_delta(
     initial_rate: Hyper = 0.01, kappa: Hyper = 1e-3, phi: Hyper = 0.1, theta: Hyper = 0.7
 ) -> ScaleByDeltaBarDelta:
@@ -119,7 +121,7 @@ def scale_by_delta_bar_delta(
     ``theta`` may be schedules (the state then carries a ``count``).
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`ScaleByDeltaBarDeltaState`.
 
     Example:

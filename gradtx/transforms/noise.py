@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.hyperparams import NONNEGATIVE, Hyper, evaluate
 from gradtx.core.module import child, hyper
@@ -85,6 +86,7 @@ class AddNoise(GradientTransformation):
         return jax.tree.unflatten(treedef, noisy), AddNoiseState(count_inc, rng_key)
 
 
+@fill
 def add_noise(eta: Hyper, gamma: Hyper, key: Any = None, *, seed: int | None = None) -> AddNoise:
     r"""Adds Gaussian noise with an annealed variance to the updates.
 
@@ -114,7 +116,7 @@ def add_noise(eta: Hyper, gamma: Hyper, key: Any = None, *, seed: int | None = N
     $\xi_t$ when they share a key.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State: :class:`AddNoiseState`.
+      {returns_tx} State: :class:`AddNoiseState`.
 
     Example:
       >>> import jax.numpy as jnp, gradtx as gx

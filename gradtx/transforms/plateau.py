@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.hyperparams import NONNEGATIVE, NONNEGATIVE_INTEGER, POSITIVE_INTEGER, UNIT_CLOSED, Hyper, is_scheduled
 from gradtx.core.module import Check, hyper
@@ -133,6 +134,7 @@ class ReduceOnPlateau(GradientTransformation):
         )
 
 
+@fill
 def reduce_on_plateau(
     factor: Hyper = 0.1,
     patience: Hyper = 10,
@@ -187,7 +189,7 @@ def reduce_on_plateau(
       min_scale: the floor of the scale, in [0, 1].
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`ReduceLROnPlateauState`.
 
     References:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.hyperparams import POSITIVE_INTEGER, Hyper, evaluate
 from gradtx.core.module import child, hyper, static
@@ -104,6 +105,7 @@ class MultiSteps(GradientTransformation):
         return self
 
 
+@fill
 def multi_steps(
     inner: Any, every_k: Hyper, *, use_grad_mean: bool = True, accumulator_dtype: Any = None
 ) -> MultiSteps:
@@ -141,7 +143,7 @@ def multi_steps(
         ``jnp.float32`` for bfloat16 gradients.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`MultiStepsState`.
 
     Example:

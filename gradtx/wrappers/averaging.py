@@ -255,6 +255,7 @@ class EmaParams(GradientTransformation):
         return updates, EmaParamsState(inner_state, count, cast_like(ema, state.ema))
 
 
+@fill
 def ema_params(inner: Any, decay: Hyper = 0.99, *, debias: bool = False) -> EmaParams:
     r"""An exponential moving average of the iterates (Keras's ``use_ema``).
 
@@ -286,7 +287,7 @@ def ema_params(inner: Any, decay: Hyper = 0.99, *, debias: bool = False) -> EmaP
       debias: static; use the bias-corrected zero-started EMA.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`EmaParamsState`.
 
     References:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation, next_count, schedule_count
 from gradtx.core.hyperparams import NONNEGATIVE, NONNEGATIVE_INTEGER, Hyper, evaluate
 from gradtx.core.module import child, hyper
@@ -90,6 +91,7 @@ class ApplyIfFinite(GradientTransformation):
         return updates, ApplyIfFiniteState(notfinite_count, finite, total, inner_state)
 
 
+@fill
 def apply_if_finite(inner: Any, max_consecutive_errors: Hyper) -> ApplyIfFinite:
     r"""Skips updates containing a NaN or an Inf; gives up after too many in a row.
 
@@ -115,7 +117,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: Hyper) -> ApplyIfFinite:
         leaf: changing it does not recompile).
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`ApplyIfFiniteState`.
 
     Example:
@@ -175,6 +177,7 @@ class SkipLargeUpdates(GradientTransformation):
         return updates, SkipLargeUpdatesState(inner_state, skip, norm_sq, next_count(state.count))
 
 
+@fill
 def skip_large_updates(inner: Any, max_squared_norm: Hyper) -> SkipLargeUpdates:
     r"""Skips updates whose squared global norm reaches ``max_squared_norm``.
 
@@ -198,7 +201,7 @@ def skip_large_updates(inner: Any, max_squared_norm: Hyper) -> SkipLargeUpdates:
         a float, an array or a schedule.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`SkipLargeUpdatesState`.
 
     Example:
@@ -242,6 +245,7 @@ class ZeroNans(GradientTransformation):
         return updates, ZeroNansState(found)
 
 
+@fill
 def zero_nans() -> ZeroNans:
     r"""Replaces NaNs in the updates by 0 (Infs pass unchanged), as optax's ``zero_nans``.
 
@@ -252,7 +256,7 @@ def zero_nans() -> ZeroNans:
     (:class:`ZeroNansState`); the transformation itself does not read it.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`ZeroNansState`.
 
     Example:

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.hyperparams import POSITIVE_INTEGER, UNIT_CLOSED, Hyper
 from gradtx.core.module import child, hyper, static
@@ -92,6 +93,7 @@ def _is_lookahead_params(params: Any) -> bool:
     return hasattr(params, "fast") and hasattr(params, "slow")
 
 
+@fill
 def lookahead(
     fast_optimizer: Any, sync_period: Hyper, slow_step_size: Hyper, reset_state: bool = False
 ) -> Lookahead:
@@ -122,7 +124,7 @@ def lookahead(
         synchronisation.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`LookaheadState`.
 
     References:

@@ -7,6 +7,7 @@ from typing import Any, Callable, Hashable, NamedTuple
 
 import jax
 
+from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.module import HashableTree, child, static
 from gradtx.core.tree import is_none
@@ -101,6 +102,7 @@ class Partition(GradientTransformation):
         return updates, PartitionState(new_states)
 
 
+@fill
 def partition(
     transforms: Mapping[Hashable, Any], param_labels: Any | Callable[[Any], Any]
 ) -> Partition:
@@ -127,7 +129,7 @@ def partition(
         transformation whose label is unused gets an empty state.
 
     Returns:
-      A :class:`~gradtx.GradientTransformation` (a pytree). State:
+      {returns_tx} State:
       :class:`PartitionState`.
 
     Raises:
