@@ -84,12 +84,15 @@ def test_sweep_of_16_learning_rates_equals_16_separate_runs(dtype):
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_mlp_sweep_equals_separate_runs(dtype):
-    """With matmuls and means the batched program may differ in the last bit: f64 to 1e-13, f32 to 1e-6."""
+    """With matmuls and means the batched program may differ in the last bit: f64 to 1e-13, f32 to 5e-6.
+
+    (f32: a few ulps per step, which 30 steps of training amplify to ~2e-6 on some losses.)
+    """
     lrs = np.geomspace(1e-3, 0.3, 4)
     params, data = _init(dtype), _data(dtype)
     res = gx.sweep(_loss, params, gx.Space(gx.adam, learning_rate=gx.log_uniform(1e-3, 0.3)), steps=STEPS,
                    values={"learning_rate": lrs}, data=data, progress=False)
-    rtol = 1e-13 if dtype == jnp.float64 else 1e-6
+    rtol = 1e-13 if dtype == jnp.float64 else 5e-6
     for i, lr in enumerate(lrs):
         p, losses = _separate_run(gx.adam(float(lr)), params, data, STEPS)
         assert jax.tree.map(lambda x: x.dtype, res.params(i)) == jax.tree.map(lambda x: x.dtype, p)

@@ -104,54 +104,63 @@ def direction_bound(b1: Any, b2: Any, count: Any, *, nesterov: bool = False,
     return bound * (1 + b1) if nesterov else bound
 
 
-def _root_moment(updates: Any, nu: Any, decay: Any) -> Any:
-    r"""$\sqrt{(1-\beta) |g|^2 + \beta v}$ without forming $|g|^2$ (``hypot``: cannot overflow)."""
-    return gt.tree_map_none(
-        lambda g, v: jnp.hypot(jnp.sqrt(1 - decay) * jnp.abs(g), jnp.sqrt(decay * jnp.real(v))), updates, nu
-    )
-
-
-def _root_correction(root: Any, decay: Any, count: jax.Array) -> Any:
-    r"""$\sqrt{v}/\sqrt{1-\beta^t}$: :func:`~gradtx.core.tree.bias_correction` in the root domain."""
-    scale = jnp.sqrt(1 - jnp.asarray(decay) ** count)
-    return gt.tree_map_none(lambda r: r / scale.astype(r.dtype), root)
-
-
-def _repair(nu: Any, root: Any) -> Any:
-    """Where $|g|^2$ overflowed but $v$ itself is representable, $v$ = ``root``$^2$."""
-    return gt.tree_map_none(lambda v, r: jnp.where(jnp.isfinite(v), v, jnp.square(r)), nu, root)
-
-
 def _saturate(tree: Any, like: Any) -> Any:
-    """Clips to the largest finite value of ``like``'s dtype (NaN propagates), then casts."""
+    """Casts to ``like``'s dtype with ``+inf`` replaced by its largest finite value (NaN propagates).
+
+    A ``select`` rather than ``minimum``: with ``minimum`` XLA:CPU re-derives
+    the moment inside the update's loop from the old, donated one and inserts a
+    full copy of it (one more pass over memory per step).
+    """
     def one(x, y):
         dtype = jnp.result_type(y)
+        top = jnp.finfo(dtype).max
         if jnp.iscomplexobj(x):  # a real value stored in a complex moment
-            return jax.lax.complex(jnp.minimum(x.real, jnp.finfo(dtype).max), x.imag).astype(dtype)
-        return jnp.minimum(x, jnp.finfo(dtype).max).astype(dtype)
+            re = x.real
+            return jax.lax.complex(jnp.where(re > top, top, re).astype(re.dtype), x.imag).astype(dtype)
+        return jnp.where(x > top, top, x).astype(dtype)
 
     return gt.tree_map_none(one, tree, like)
 
 
-def _adam_direction(mu_hat: Any, nu_hat: Any, eps: Any, eps_root: Any,
-                    root_hat: Any = None, bound: Any = None) -> Any:
-    r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family.
+def _as_computed(stored: Any, like: Any) -> Any:
+    """A moment as stored (e.g. bfloat16), promoted back to the arithmetic's dtype.
 
-    Where $\hat v$ overflowed the dtype ($|g| \gtrsim 10^{19}$ in float32), the
-    overflow-free root ``root_hat`` $=\sqrt{\hat v}$ is used instead and the
-    result is clipped to ``bound`` (the saturated state forgets part of the
-    history, so the root can be underestimated there).
+    The update then reads the stored moment instead of re-deriving it from the
+    old one, which with a low-precision moment made XLA keep a temporary copy.
+    A float32 moment is unchanged (both casts are no-ops).
     """
-    if root_hat is None:
-        return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+    return gt.tree_map_none(lambda m, g: m.astype(jnp.promote_types(m.dtype, jnp.result_type(g))), stored, like)
 
-    def one(m, v, r):
-        plain = m / (jnp.sqrt(v + eps_root) + eps)
-        q = m / (r + eps)
-        safe = (q / jnp.maximum(1, jnp.abs(q) / bound)).astype(plain.dtype)
-        return jnp.where(jnp.isfinite(v), plain, safe)
 
-    return gt.tree_map_none(one, mu_hat, nu_hat, root_hat)
+def _compute_dtype(nu: Any, like: Any) -> Any:
+    """The stored second moment in the dtype of the arithmetic (float32 math for bf16 moments)."""
+    def one(v, m):
+        real = jnp.finfo(jnp.result_type(m)).dtype  # complex64 -> float32
+        return v.astype(jnp.promote_types(jnp.result_type(v), real))
+
+    return gt.tree_map_none(one, nu, like)
+
+
+def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
+    r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family; overflow-safe.
+
+    ``nu`` is the stored (saturated) moment and ``nu_hat`` its debiased value
+    in the arithmetic's dtype. Where $v$ is below the dtype's largest value and
+    $\hat v$ is finite, this is exactly optax's arithmetic. Where $|g|^2$
+    overflowed ($|g| \gtrsim 1.8\cdot10^{19}$ in float32, $256$ in float16,
+    so the stored $v$ saturated), the denominator is $|\hat m|$: the update is
+    the sign of the momentum, exactly $\mathrm{sign}(g)$ on a first step, and
+    never above :func:`direction_bound` (which is at least 1). It reads only
+    what the update's loop reads anyway ($\hat m$ and the new $v$), so it
+    costs no pass over memory.
+    """
+    def one(m, v, v_hat):
+        v, v_hat = jnp.real(v), jnp.real(v_hat)
+        ok = (v < jnp.finfo(v.dtype).max) & jnp.isfinite(v_hat)
+        denom = jnp.where(ok, jnp.sqrt(v_hat + eps_root), jnp.abs(m).astype(v_hat.dtype))
+        return m / (denom + eps)
+
+    return gt.tree_map_none(one, mu_hat, nu, nu_hat)
 
 
 class ScaleByAdam(GradientTransformation):
@@ -177,8 +186,8 @@ class ScaleByAdam(GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         h = evaluate(self, state.count)
-        mu = gt.update_moment(updates, state.mu, h.b1, 1)
-        nu = gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2)
+        mu = _as_computed(gt.cast_like(gt.update_moment(updates, state.mu, h.b1, 1), state.mu), updates)
+        nu = _saturate(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
         if self.nesterov:
             mu_hat = gt.tree_map_none(
@@ -188,13 +197,9 @@ class ScaleByAdam(GradientTransformation):
             )
         else:
             mu_hat = gt.bias_correction(mu, h.b1, count)
-        root = _root_moment(updates, state.nu, h.b2)
-        nu = _repair(nu, root)
-        nu_hat = gt.bias_correction(nu, h.b2, count)
-        root_hat = _root_correction(root, h.b2, count)
-        bound = direction_bound(h.b1, h.b2, count, nesterov=self.nesterov)
-        out = _adam_direction(mu_hat, nu_hat, h.eps, h.eps_root, root_hat, bound)
-        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), _saturate(nu, state.nu))
+        nu_hat = gt.bias_correction(_compute_dtype(nu, mu_hat), h.b2, count)
+        out = _adam_direction(mu_hat, nu, nu_hat, h.eps, h.eps_root)
+        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), nu)
 
 
 @fill
@@ -223,10 +228,12 @@ def scale_by_adam(
     Numerical range: every update satisfies $|u_t| \le B_t$ of
     :func:`direction_bound` ($B_1 = 1$; $\le 7.3$ for the defaults; times
     $1+\beta_1$ with ``nesterov``), for gradients of any finite magnitude. Where
-    $|g|^2$ would overflow the dtype (above about $1.8\cdot10^{19}$ in float32),
-    $\sqrt{v}$ is computed with ``hypot`` instead, and a $v$ beyond the dtype
-    saturates at its largest finite value (the update is then clipped to $B_t$);
-    for ordinary magnitudes the arithmetic is exactly optax's. Below about
+    $|g|^2$ overflows the dtype ($|g|$ above about $1.8\cdot10^{19}$ in float32),
+    the stored $v$ saturates at the dtype's largest finite value instead of
+    becoming ``inf`` (which would freeze that coordinate forever), and the
+    update there is $\hat m/|\hat m|$, the sign of the momentum (on a first step
+    exactly $\mathrm{sign}(g)$, as Adam's rule gives). This costs no extra pass
+    over memory; elsewhere the arithmetic is exactly optax's. Below about
     $10^{-19}$ $|g|^2$ underflows, which only matters if $\epsilon$ is smaller
     than $|g|$.
 
@@ -307,21 +314,15 @@ class ScaleByAmsgrad(GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         h = evaluate(self, state.count)
-        mu = gt.update_moment(updates, state.mu, h.b1, 1)
-        root = _root_moment(updates, state.nu, h.b2)
-        nu = _repair(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), root)
+        mu = _as_computed(gt.cast_like(gt.update_moment(updates, state.mu, h.b1, 1), state.mu), updates)
+        nu = _saturate(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
         mu_hat = gt.bias_correction(mu, h.b1, count) if self.bias_correction_mu else mu
-        nu_eff = gt.bias_correction(nu, h.b2, count) if self.bias_correction_nu else nu
-        nu_max = gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff)
-        root_eff = _root_correction(root, h.b2, count) if self.bias_correction_nu else root
-        root_max = gt.tree_map_none(lambda a, r: jnp.maximum(jnp.sqrt(jnp.real(a)), r), state.nu_max, root_eff)
-        bound = direction_bound(h.b1, h.b2, count, bias_correction_mu=self.bias_correction_mu,
-                                bias_correction_nu=self.bias_correction_nu)
-        out = _adam_direction(mu_hat, nu_max, h.eps, h.eps_root, root_max, bound)
-        return out, ScaleByAmsgradState(
-            count, gt.cast_like(mu, state.mu), _saturate(nu, state.nu), _saturate(nu_max, state.nu_max)
-        )
+        nu_c = _compute_dtype(nu, mu_hat)
+        nu_eff = gt.bias_correction(nu_c, h.b2, count) if self.bias_correction_nu else nu_c
+        nu_max = _saturate(gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff), state.nu_max)
+        out = _adam_direction(mu_hat, nu_max, _compute_dtype(nu_max, mu_hat), h.eps, h.eps_root)
+        return out, ScaleByAmsgradState(count, gt.cast_like(mu, state.mu), nu, nu_max)
 
 
 @fill

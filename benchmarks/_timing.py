@@ -1,0 +1,93 @@
+"""Shared timing tools for the benchmark suite: interleaved medians, compile timing, environment."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+
+
+def block(tree: Any) -> Any:
+    return jax.block_until_ready(tree)
+
+
+class Stepper:
+    """A donated training step and the buffers it owns: ``carry = step(carry)``."""
+
+    def __init__(self, name: str, step: Callable[[Any], Any], carry: Any):
+        self.name, self.step, self.carry = name, step, carry
+
+    def run(self, n: int) -> float:
+        """Seconds per step over ``n`` steps (blocking at the end)."""
+        carry = self.carry
+        t0 = time.perf_counter()
+        for _ in range(n):
+            carry = self.step(carry)
+        block(carry)
+        self.carry = carry
+        return (time.perf_counter() - t0) / n
+
+
+def interleaved_medians(steppers: list[Stepper], rounds: int, inner: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per step of each stepper, timed in interleaved rounds.
+
+    Every round times each stepper once (``inner`` steps), rotating the order,
+    so drift in the machine's speed (frequency, the other core's load) hits all
+    of them alike.
+    """
+    for s in steppers:
+        s.run(warmup)
+    times: dict[str, list[float]] = {s.name: [] for s in steppers}
+    for r in range(rounds):
+        order = steppers[r % len(steppers):] + steppers[: r % len(steppers)]
+        for s in order:
+            times[s.name].append(s.run(inner))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def compile_seconds(make_fn: Callable[[], Callable], args: tuple, donate: tuple[int, ...] = ()) -> float:
+    """Wall seconds to trace, lower and compile a fresh function (no cache can hit)."""
+    fn = make_fn()
+    t0 = time.perf_counter()
+    jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+    return time.perf_counter() - t0
+
+
+def environment() -> dict[str, Any]:
+    import optax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def fmt_time(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:8.1f} us"
+    if s < 1:
+        return f"{s * 1e3:8.2f} ms"
+    return f"{s:8.2f} s "
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

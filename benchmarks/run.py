@@ -1,0 +1,122 @@
+"""gradtx's benchmark suite: optimizer steps against optax and against the memory roofline.
+
+    python benchmarks/run.py              # full suite (1e4..1e8 params; ~10 min on 2 CPU cores)
+    python benchmarks/run.py --quick      # smoke run (< 2 min): 1e4 and 1e6 params, fewer rounds
+    python benchmarks/run.py --only step,memory --json out.json
+
+Everything runs in one process; timings are medians over interleaved rounds
+(see ``_timing.interleaved_medians``); every training step donates its params
+and state, as gradtx's own loops do. Sections:
+
+* ``step``: Adam, SGD-momentum, AdamW and clip+AdamW at N params: gradtx,
+  optax, and two byte-matched jitted elementwise kernels (``step.py``);
+* ``leaves``: 500 leaves x 1,000 params vs 1 leaf, tree vs packed (``leaves.py``);
+* ``compile``: compile time of Adam and a 6-transform chain on 10/100/500 leaves;
+* ``memory``: peak memory of a donated Adam step, float32 vs bfloat16 moments.
+
+Ratios are the acceptance numbers of issue 7 (not asserted: timings are
+machine facts, recorded in ``benchmarks/results/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _timing import environment, fmt_time, table  # noqa: E402
+
+SECTIONS = ("step", "leaves", "compile", "memory")
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:5.2f}x"
+
+
+def section_step(quick: bool) -> dict:
+    import step
+
+    sizes = [10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8]
+    rows = step.run(sizes, rounds=5 if quick else 9)
+    print("\n## Step time (median per step; ratios < 1 mean faster)\n")
+    adamw = {r["n"]: r["gradtx"] for r in rows if r["workload"] == "adamw"}
+    out = []
+    for r in rows:
+        k = f"kernel-{r['k']}"
+        extra = _ratio(r["gradtx"], adamw[r["n"]]) if r["workload"] == "clip+adamw" else ""
+        out.append([r["workload"], f"{r['n']:.0e}", fmt_time(r["gradtx"]), fmt_time(r["optax"]),
+                    fmt_time(r["roofline"]), fmt_time(r[k]), _ratio(r["gradtx"], r["optax"]),
+                    _ratio(r["gradtx"], r["roofline"]), _ratio(r["optax"], r["roofline"]),
+                    _ratio(r["gradtx"], r[k]), extra])
+    print(table(["workload", "N", "gradtx", "optax", "roofline", "kernel-k", "gx/optax", "gx/roof",
+                 "optax/roof", "gx/kernel-k", "gx/gx-adamw"], out))
+    return {"rows": rows}
+
+
+def section_leaves(quick: bool) -> dict:
+    import leaves
+
+    r = leaves.run(500, 1000, rounds=5 if quick else 9)
+    base = r["gradtx 1 leaf"]
+    print("\n## 500 leaves x 1,000 params vs 1 leaf of 500,000 (Adam step)\n")
+    print(table(["variant", "time", "vs gradtx 1 leaf"],
+                [[k, fmt_time(v), _ratio(v, base)] for k, v in r.items() if k not in ("leaves", "per_leaf")]))
+    return r
+
+
+def section_compile(quick: bool) -> dict:
+    import compile_time
+
+    rows = compile_time.run([10, 100] if quick else [10, 100, 500], rounds=1 if quick else 3)
+    print("\n## Compile time (trace + lower + compile, fresh function)\n")
+    print(table(["workload", "leaves", "gradtx", "gradtx packed", "optax", "gx/optax", "packed/optax"],
+                [[r["workload"], r["leaves"], fmt_time(r["gradtx"]), fmt_time(r["gradtx packed"]),
+                  fmt_time(r["optax"]), _ratio(r["gradtx"], r["optax"]), _ratio(r["gradtx packed"], r["optax"])]
+                 for r in rows]))
+    return {"rows": rows}
+
+
+def section_memory(quick: bool) -> dict:
+    import memory
+
+    rows = [memory.run(n) for n in ([10**6] if quick else [10**7, 10**8])]
+    print("\n## Peak memory of one Adam step (XLA buffer assignment)\n")
+    for r in rows:
+        base = r["gradtx f32 moments"]
+        print(table(["variant", f"N={r['n']:.0e}", "vs gradtx f32"],
+                    [[k, f"{v / 2**20:9.1f} MiB", _ratio(v, base)] for k, v in r.items() if k != "n"]))
+    return {"rows": rows}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer rounds (< 2 min)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in SECTIONS]
+    if bad:
+        parser.error(f"--only: unknown section(s) {bad}; choose from {SECTIONS}")
+
+    env = environment()
+    print(f"# gradtx benchmarks{' (quick)' if args.quick else ''}: jax {env['jax']}, optax {env['optax']}, "
+          f"{env['backend']} x{len(env['devices'])}, {env['cpu']} ({env['cpu_count']} cores)")
+    t0 = time.perf_counter()
+    results = {"environment": env, "quick": args.quick}
+    for name in chosen:
+        results[name] = globals()[f"section_{name}"](args.quick)
+    results["seconds"] = time.perf_counter() - t0
+    print(f"\ntotal {results['seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

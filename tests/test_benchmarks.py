@@ -1,0 +1,42 @@
+"""Smoke test: the benchmark suite's quick mode runs end to end and writes its JSON.
+
+Timings are machine facts, recorded in benchmarks/results/ and the closing notes,
+never asserted. What is asserted is structure the suite's reader relies on, and
+that the quick mode finishes (within a generous timeout).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs(tmp_path):
+    out = tmp_path / "quick.json"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert {"step", "leaves", "compile", "memory", "environment"} <= set(res)
+    workloads = {(r["workload"], r["n"]) for r in res["step"]["rows"]}
+    assert workloads == {(w, n) for w in ("adam", "sgd_momentum", "adamw", "clip+adamw") for n in (10**4, 10**6)}
+    for r in res["step"]["rows"]:
+        assert all(r[k] > 0 for k in ("gradtx", "optax", "roofline"))
+    mem = res["memory"]["rows"][0]
+    assert mem["gradtx bf16 moments"] < mem["gradtx f32 moments"]  # bf16 moments are stored in bf16
+    assert "## Step time" in proc.stdout and "## Peak memory" in proc.stdout
+
+
+def test_bad_section_is_a_clear_error():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "steps"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--only" in proc.stderr and "steps" in proc.stderr
