@@ -18,6 +18,9 @@ from gradtx.core.hyperparams import Schedule as Schedule
 from gradtx.core.module import Module as Module
 from gradtx.core.module import hyper as hyper
 from gradtx.core.module import static as static
+from gradtx.core.packed import Packed as Packed
+from gradtx.core.packed import pack as pack
+from gradtx.core.tree import global_norm as global_norm
 from gradtx.curvature.advice import LRAdvice as LRAdvice
 from gradtx.curvature.advice import lr_advice as lr_advice
 from gradtx.curvature.eigen import hessian_lanczos as hessian_lanczos
@@ -47,6 +50,7 @@ from gradtx.problems.functions import ill_conditioned_quadratic as ill_condition
 from gradtx.problems.functions import quadratic as quadratic
 from gradtx.problems.functions import radial_polynomial as radial_polynomial
 from gradtx.problems.functions import rosenbrock as rosenbrock
+from gradtx.problems.functions import saddle as saddle
 from gradtx.problems.stochastic import init_mlp as init_mlp
 from gradtx.problems.stochastic import mlp_apply as mlp_apply
 from gradtx.problems.stochastic import mlp_regression as mlp_regression

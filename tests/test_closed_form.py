@@ -135,6 +135,25 @@ def test_seed001_gradient_descent():
     np.testing.assert_allclose(trajectory[-1], [0.031, 0.062], atol=0.0005)
 
 
+def test_saddle_gradient_descent_escapes_geometrically():
+    """On x^2 - y^2, GD gives x_t = (1-2eta)^t x_0 and y_t = (1+2eta)^t y_0; Adam leaves at once."""
+    problem = gx.saddle()
+    w0 = problem.params(jnp.float64)
+    np.testing.assert_array_equal(jax.hessian(problem.loss)(w0), np.diag(problem.hessian_eigenvalues))
+    eta, steps = 0.05, 20
+    opt = gx.sgd(eta)
+    w, state = w0, opt.init(w0)
+    for _ in range(steps):
+        u, state = opt.update(jax.grad(problem.loss)(w), state)
+        w = gx.apply_updates(w, u)
+    np.testing.assert_allclose(w, [(1 - 2 * eta) ** steps, 1e-3 * (1 + 2 * eta) ** steps], rtol=1e-12)
+    # Adam's first step is -lr*g/(|g|+eps), about lr per coordinate: y moves by lr, not 2*eta*y.
+    adam, g = gx.adam(0.05), jax.grad(problem.loss)(w0)
+    u, _ = adam.update(g, adam.init(w0))
+    np.testing.assert_allclose(u, -0.05 * g / (jnp.abs(g) + 1e-8), rtol=1e-12)
+    assert abs(u[1]) > 0.99 * 0.05
+
+
 def test_cli_prints_the_table(capsys):
     assert cli_main(["conditioning"]) == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(("SGD ", "momentum ", "Adam "))]

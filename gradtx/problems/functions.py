@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Problem", "quadratic", "ill_conditioned_quadratic", "rosenbrock", "beale", "radial_polynomial"]
+__all__ = ["Problem", "quadratic", "ill_conditioned_quadratic", "rosenbrock", "beale", "radial_polynomial", "saddle"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,3 +115,19 @@ def radial_polynomial(start: tuple[float, float] = (0.5, 1.0)) -> Problem:
         return r2**4 - 7 * r2**3 + 13 * r2**2
 
     return Problem("radial_polynomial", loss, lambda dtype: jnp.asarray(start, dtype), np.zeros(2), 0.0)
+
+
+def saddle(start: tuple[float, float] = (1.0, 1e-3)) -> Problem:
+    r"""The saddle of seed 002's figure: $f(x, y) = x^2 - y^2$, unbounded below.
+
+    The origin is a saddle point (Hessian $\mathrm{diag}(2, -2)$). Started on the
+    ridge $y \approx 0$, gradient descent grows $y$ only by $(1 + 2\eta)$ per step,
+    so it lingers near the saddle; methods that normalise the gradient per
+    coordinate (AdaGrad, RMSProp, Adam) leave at once. ``minimizer`` is None
+    and ``minimum`` is $-\infty$.
+    """
+
+    def loss(w):
+        return w[0] ** 2 - w[1] ** 2
+
+    return Problem("saddle", loss, lambda dtype: jnp.asarray(start, dtype), None, -np.inf, (2.0, -2.0))

@@ -75,6 +75,8 @@ def steps_to_tolerance(
 
     The whole loop is one compiled ``lax.while_loop``; ``opt`` is an argument,
     so runs that differ only in hyperparameter values share the compilation.
+    ``problem.loss`` is part of the compiled program: build the problem once and
+    reuse it (each ``gx.beale()`` call makes a new loss function, hence a new compile).
     """
     step, p, f, ok = _run(opt, problem.params(dtype), tol, bound, problem.loss, max_steps)
     f = float(f)

@@ -83,7 +83,12 @@ def make_engine(loss_fn: Callable, space: Space, data: Data, eval_fn: Callable |
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    """A tqdm bar; with ``enabled=False`` a plain (silent) one, so ``tqdm.auto`` is not
+    imported: in a Jupyter kernel without ipywidgets that import warns on stderr."""
+    if enabled:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=True, dynamic_ncols=True)
 

@@ -32,8 +32,9 @@ def add_decayed_weights(weight_decay: Hyper = 0.0, mask: Any = None) -> Gradient
 
     Placed after an adaptive scaling and before the learning rate this is
     AdamW's decoupled decay; placed first it is classic $\ell_2$
-    regularisation (the gradient of $\tfrac{\lambda}{2}\lVert\theta\rVert^2$),
-    the seed's shrinkage $w \leftarrow w(1-\eta\lambda) - \eta\nabla\ell$.
+    regularisation (the gradient of $\tfrac{\lambda}{2}\lVert\theta\rVert^2$):
+    with $\lambda = 2\lambda_{seed}$ it is seed 001's shrinkage for the penalty
+    $\lambda_{seed}\lVert w\rVert^2$, $w \leftarrow w(1-2\eta\lambda_{seed}) - \eta\nabla\ell$.
 
     Args:
       {weight_decay}
