@@ -78,8 +78,10 @@ def direction_bound(b1: Any, b2: Any, count: Any, *, nesterov: bool = False,
 
     ($B_1 = 1$; $\times(1+\beta_1)$ for NAdam; the debiasing factors drop out
     when the corresponding bias correction is off). $\epsilon$ and
-    $\epsilon_{root}$ only make the update smaller. :func:`scale_by_adam` and
-    :func:`scale_by_amsgrad` clip to it where $\hat v$ overflows the dtype.
+    $\epsilon_{root}$ only make the update smaller. Since a constant gradient
+    attains ratio 1, $B_t \ge 1$: the sign-of-momentum step that
+    :func:`scale_by_adam` and :func:`scale_by_amsgrad` take where $v$ overflows
+    the dtype stays within it.
 
     Args:
       b1, b2: the EMA decay rates. count: the step $t \ge 1$.
