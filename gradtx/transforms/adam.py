@@ -125,22 +125,13 @@ def _saturate(tree: Any, like: Any) -> Any:
 
 
 def _as_computed(stored: Any, like: Any) -> Any:
-    """A moment as stored (e.g. bfloat16), promoted back to the arithmetic's dtype.
+    """A moment as stored (e.g. bfloat16), promoted back to the arithmetic's dtype (``like``'s).
 
     The update then reads the stored moment instead of re-deriving it from the
     old one, which with a low-precision moment made XLA keep a temporary copy.
     A float32 moment is unchanged (both casts are no-ops).
     """
     return gt.tree_map_none(lambda m, g: m.astype(jnp.promote_types(m.dtype, jnp.result_type(g))), stored, like)
-
-
-def _compute_dtype(nu: Any, like: Any) -> Any:
-    """The stored second moment in the dtype of the arithmetic (float32 math for bf16 moments)."""
-    def one(v, m):
-        real = jnp.finfo(jnp.result_type(m)).dtype  # complex64 -> float32
-        return v.astype(jnp.promote_types(jnp.result_type(v), real))
-
-    return gt.tree_map_none(one, nu, like)
 
 
 def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
@@ -199,7 +190,7 @@ class ScaleByAdam(GradientTransformation):
             )
         else:
             mu_hat = gt.bias_correction(mu, h.b1, count)
-        nu_hat = gt.bias_correction(_compute_dtype(nu, mu_hat), h.b2, count)
+        nu_hat = gt.bias_correction(_as_computed(nu, mu_hat), h.b2, count)
         out = _adam_direction(mu_hat, nu, nu_hat, h.eps, h.eps_root)
         return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), nu)
 
@@ -320,10 +311,10 @@ class ScaleByAmsgrad(GradientTransformation):
         nu = _saturate(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
         mu_hat = gt.bias_correction(mu, h.b1, count) if self.bias_correction_mu else mu
-        nu_c = _compute_dtype(nu, mu_hat)
+        nu_c = _as_computed(nu, mu_hat)
         nu_eff = gt.bias_correction(nu_c, h.b2, count) if self.bias_correction_nu else nu_c
         nu_max = _saturate(gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff), state.nu_max)
-        out = _adam_direction(mu_hat, nu_max, _compute_dtype(nu_max, mu_hat), h.eps, h.eps_root)
+        out = _adam_direction(mu_hat, nu_max, _as_computed(nu_max, mu_hat), h.eps, h.eps_root)
         return out, ScaleByAmsgradState(count, gt.cast_like(mu, state.mu), nu, nu_max)
 
 
