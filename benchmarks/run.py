@@ -5,14 +5,17 @@
     python benchmarks/run.py --only step,memory --json out.json
 
 Everything runs in one process; timings are medians over interleaved rounds
-(see ``_timing.interleaved_medians``); every training step donates its params
-and state, as gradtx's own loops do. Sections:
+(see ``_timing.interleaved_samples``), pooled over 3 trials that each allocate
+every buffer anew (``_timing.trial_medians``: where a 40 MB buffer lands moves
+a step by up to 15% here); every training step donates its params and state. Sections:
 
 * ``step``: Adam, SGD-momentum, AdamW and clip+AdamW at N params: gradtx,
   optax, and two byte-matched jitted elementwise kernels (``step.py``);
 * ``leaves``: 500 leaves x 1,000 params vs 1 leaf, tree vs packed (``leaves.py``);
 * ``compile``: compile time of Adam and a 6-transform chain on 10/100/500 leaves;
-* ``memory``: peak memory of a donated Adam step, float32 vs bfloat16 moments.
+* ``memory``: peak memory of a donated Adam step, float32 vs bfloat16 moments;
+* ``onepass``: Adam's arithmetic on separate, stacked and interleaved layouts
+  (can XLA write params and moments in one pass? ``onepass.py``).
 
 Ratios are the acceptance numbers of issue 7 (not asserted: timings are
 machine facts, recorded in ``benchmarks/results/``).
@@ -30,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _timing import environment, fmt_time, table  # noqa: E402
 
-SECTIONS = ("step", "leaves", "compile", "memory")
+SECTIONS = ("step", "leaves", "compile", "memory", "onepass")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -41,19 +44,19 @@ def section_step(quick: bool) -> dict:
     import step
 
     sizes = [10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8]
-    rows = step.run(sizes, rounds=5 if quick else 9)
+    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 3)
     print("\n## Step time (median per step; ratios < 1 mean faster)\n")
-    adamw = {r["n"]: r["gradtx"] for r in rows if r["workload"] == "adamw"}
     out = []
     for r in rows:
         k = f"kernel-{r['k']}"
-        extra = _ratio(r["gradtx"], adamw[r["n"]]) if r["workload"] == "clip+adamw" else ""
+        extra = _ratio(r["gradtx"], r["gradtx adamw"]) if "gradtx adamw" in r else ""
+        dev = _ratio(r["gradtx device_put"], r["optax"]) if "gradtx device_put" in r else ""
         out.append([r["workload"], f"{r['n']:.0e}", fmt_time(r["gradtx"]), fmt_time(r["optax"]),
                     fmt_time(r["roofline"]), fmt_time(r[k]), _ratio(r["gradtx"], r["optax"]),
                     _ratio(r["gradtx"], r["roofline"]), _ratio(r["optax"], r["roofline"]),
-                    _ratio(r["gradtx"], r[k]), extra])
+                    _ratio(r["gradtx"], r[k]), extra, dev])
     print(table(["workload", "N", "gradtx", "optax", "roofline", "kernel-k", "gx/optax", "gx/roof",
-                 "optax/roof", "gx/kernel-k", "gx/gx-adamw"], out))
+                 "optax/roof", "gx/kernel-k", "gx/gx-adamw", "gx device_put/optax"], out))
     return {"rows": rows}
 
 
@@ -89,6 +92,18 @@ def section_memory(quick: bool) -> dict:
         base = r["gradtx f32 moments"]
         print(table(["variant", f"N={r['n']:.0e}", "vs gradtx f32"],
                     [[k, f"{v / 2**20:9.1f} MiB", _ratio(v, base)] for k, v in r.items() if k != "n"]))
+    return {"rows": rows}
+
+
+def section_onepass(quick: bool) -> dict:
+    import onepass
+
+    rows = onepass.run([10**6] if quick else [10**6, 10**7], rounds=5 if quick else 6, trials=1 if quick else 3)
+    print("\n## One-pass Adam: the same arithmetic on four memory layouts\n")
+    for r in rows:
+        base = r["seconds"]["separate (3 arrays)"]
+        print(table(["layout", f"N={r['n']:.0e}", "loops", "vs separate"],
+                    [[k, fmt_time(v), r["loops"][k], _ratio(v, base)] for k, v in r["seconds"].items()]))
     return {"rows": rows}
 
 

@@ -4,9 +4,10 @@ An optimizer step on N parameters is memory-bound: its floor is the time to
 stream the bytes it must move once. Each workload is compared with two jitted,
 donated elementwise kernels that move exactly its bytes:
 
-* ``roofline``: params and state stacked in one ``[k, N]`` buffer, updated in a
-  single loop (reads ``(k+1)N``, writes ``kN`` elements; clip adds one more read
-  of the gradient for its norm): the one-pass floor;
+* ``roofline``: params and state interleaved in one ``[N, k]`` buffer (the k
+  values of a coordinate adjacent), updated in a single loop that reads
+  ``(k+1)N`` and writes ``kN`` elements once (clip adds one more read of the
+  gradient for its norm): the one-pass floor;
 * ``kernel-k``: the same arithmetic on ``k`` separate arrays, which XLA emits
   as ``k`` loops (what any per-array optimizer, optax's or ours, can reach).
 """
@@ -21,7 +22,7 @@ import optax
 
 import gradtx as gx
 
-from _timing import Stepper, interleaved_medians
+from _timing import Stepper, trial_medians
 
 
 def workloads():
@@ -46,49 +47,74 @@ def gx_step(opt, p, s, g):
 
 
 def optax_stepper(name, opt, p, g):
+    """optax's step, the gradient an argument as in gradtx's (closed over, XLA
+    would constant-fold ``(1-b2) g**2`` out of the timed step)."""
     @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def step(p, s):
+    def step(p, s, g):
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s
 
-    return Stepper(name, lambda c: step(*c), (p, opt.init(p)))
+    return Stepper(name, lambda c: step(c[0], c[1], g), (p, opt.init(p)))
+
+
+def _sum_sq(g):
+    return jnp.vdot(g, g)
 
 
 def roofline_stepper(k: int, extra_reads: int, n: int, g):
     @functools.partial(jax.jit, donate_argnums=0)
-    def step(x):
-        scale = jax.lax.rsqrt(jnp.sum(g * g) + 1.0) if extra_reads else 1e-3
-        return x * 0.999 + (g * scale)[None]
+    def step(x, g):
+        scale = jax.lax.rsqrt(_sum_sq(g) + 1.0) if extra_reads else 1e-3
+        return x * 0.999 + (g * scale)[:, None]
 
-    return Stepper("roofline", step, jnp.zeros((k, n), jnp.float32))
+    return Stepper("roofline", lambda c: step(c, g), jnp.zeros((n, k), jnp.float32))
 
 
 def separate_stepper(k: int, extra_reads: int, n: int, g):
     @functools.partial(jax.jit, donate_argnums=0)
-    def step(xs):
-        scale = jax.lax.rsqrt(jnp.sum(g * g) + 1.0) if extra_reads else 1e-3
+    def step(xs, g):
+        scale = jax.lax.rsqrt(_sum_sq(g) + 1.0) if extra_reads else 1e-3
         return tuple(x * 0.999 + g * scale for x in xs)
 
-    return Stepper(f"kernel-{k}", step, tuple(jnp.zeros(n, jnp.float32) for _ in range(k)))
+    return Stepper(f"kernel-{k}", lambda c: step(c, g), tuple(jnp.zeros(n, jnp.float32) for _ in range(k)))
 
 
-def run(sizes, rounds: int, names=None) -> list[dict]:
+def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
+    """One row per (workload, N): median seconds per step of each stepper.
+
+    The clip+AdamW group also times gradtx's plain AdamW (``gradtx adamw``) in
+    the same interleaved rounds, so their ratio is measured side by side. Up to
+    1e5 parameters ``gradtx device_put`` times the optimizer after
+    ``jax.device_put(opt)``: its Python-float hyperparameters, which jit
+    otherwise transfers to the device on every call, are arrays already.
+    """
     rows = []
     key = jax.random.key(0)
     for n in sizes:
         g = jax.random.normal(key, (n,), jnp.float32)
         inner = max(1, min(200, int(2e6 // n)))
-        for name, (gopt, oopt, k, extra) in workloads().items():
+        all_workloads = workloads()
+        for name, (gopt, oopt, k, extra) in all_workloads.items():
             if names and name not in names:
                 continue
-            p0 = jnp.zeros(n, jnp.float32)
-            steppers = [
-                Stepper("gradtx", lambda c, o=gopt: gx_step(o, c[0], c[1], g), (p0, gopt.init(p0))),
-                optax_stepper("optax", oopt, jnp.zeros(n, jnp.float32), g),
-                roofline_stepper(k, extra, n, g),
-                separate_stepper(k, extra, n, g),
-            ]
-            med = interleaved_medians(steppers, rounds, inner)
-            rows.append({"workload": name, "n": n, "k": k, **{s: med[s] for s in med}})
-            del steppers
+
+            def make(gopt=gopt, oopt=oopt, k=k, extra=extra, name=name):
+                def gx_stepper(label, opt):
+                    p0 = jnp.zeros(n, jnp.float32)
+                    return Stepper(label, lambda c: gx_step(opt, c[0], c[1], g), (p0, opt.init(p0)))
+
+                steppers = [
+                    gx_stepper("gradtx", gopt),
+                    optax_stepper("optax", oopt, jnp.zeros(n, jnp.float32), g),
+                    roofline_stepper(k, extra, n, g),
+                    separate_stepper(k, extra, n, g),
+                ]
+                if name == "clip+adamw":
+                    steppers.append(gx_stepper("gradtx adamw", all_workloads["adamw"][0]))
+                if n <= 10**5:  # where per-call dispatch shows: hyperparameters already on device
+                    steppers.append(gx_stepper("gradtx device_put", jax.device_put(gopt)))
+                return steppers
+
+            med = trial_medians(make, trials, rounds, inner)
+            rows.append({"workload": name, "n": n, "k": k, **med})
     return rows

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from gradtx.core.hyperparams import evaluate, is_scheduled
 from gradtx.core.module import Module
 from gradtx.core.numerics import safe_increment, zero_count
-from gradtx.core.tree import check_same_structure, is_none
+from gradtx.core.tree import cast, check_same_structure, is_none
 
 __all__ = [
     "GradientTransformation",
@@ -126,7 +126,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
     check_same_structure(updates, params, "updates", "params", "gx.apply_updates")
     return jax.tree.map(
-        lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.result_type(p)),
+        lambda p, u: None if p is None else cast(jnp.asarray(p + u), jnp.result_type(p)),
         params,
         updates,
         is_leaf=is_none,

@@ -19,6 +19,7 @@ bypasses ``__init__``, so validation runs only when a user constructs one.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any, Callable
 
 import jax
@@ -85,6 +86,16 @@ class HashableTree:
         return repr(self.value)
 
 
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
+    """``obj -> tuple(getattr(obj, n) for n in names)``, as one ``operator.attrgetter``."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return operator.attrgetter(*names)
+
+
 class Module:
     """Base class: subclasses become frozen dataclasses registered as pytrees.
 
@@ -106,10 +117,10 @@ class Module:
             children = tuple((k, getattr(obj, n)) for k, n in zip(keys, data))
             return children, tuple(getattr(obj, n) for n in meta)
 
-        def flatten(obj):
-            return tuple(getattr(obj, n) for n in data), tuple(
-                getattr(obj, n) for n in meta
-            )
+        get_data, get_meta = _tuple_getter(data), _tuple_getter(meta)
+
+        def flatten(obj):  # on every jit call: C-level attribute reads only
+            return get_data(obj), get_meta(obj)
 
         def unflatten(aux, children):
             obj = object.__new__(cls)

@@ -113,13 +113,15 @@ def _saturate(tree: Any, like: Any) -> Any:
     the moment inside the update's loop from the old, donated one and inserts a
     full copy of it (one more pass over memory per step).
     """
+    def clamp(x, top):
+        return jax.lax.select(x > top, jax.lax.full_like(x, top), x)
+
     def one(x, y):
         dtype = jnp.result_type(y)
         top = jnp.finfo(dtype).max
         if jnp.iscomplexobj(x):  # a real value stored in a complex moment
-            re = x.real
-            return jax.lax.complex(jnp.where(re > top, top, re).astype(re.dtype), x.imag).astype(dtype)
-        return jnp.where(x > top, top, x).astype(dtype)
+            return jax.lax.complex(clamp(x.real, top), x.imag).astype(dtype)
+        return gt.cast(clamp(x, top), dtype)
 
     return gt.tree_map_none(one, tree, like)
 
@@ -147,11 +149,14 @@ def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) 
     what the update's loop reads anyway ($\hat m$ and the new $v$), so it
     costs no pass over memory.
     """
+    eps, eps_root = gt.scalar_for(eps), gt.scalar_for(eps_root)
+
     def one(m, v, v_hat):
         v, v_hat = jnp.real(v), jnp.real(v_hat)
         ok = (v < jnp.finfo(v.dtype).max) & jnp.isfinite(v_hat)
-        denom = jnp.where(ok, jnp.sqrt(v_hat + eps_root), jnp.abs(m).astype(v_hat.dtype))
-        return m / (denom + eps)
+        root = jnp.sqrt(v_hat + eps_root(v_hat))
+        denom = jax.lax.select(ok, root, gt.cast(jnp.abs(m), root.dtype))
+        return m / (denom + eps(denom))
 
     return gt.tree_map_none(one, mu_hat, nu, nu_hat)
 

@@ -12,7 +12,7 @@ from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation, next_count, schedule_count
 from gradtx.core.hyperparams import NONNEGATIVE, NONNEGATIVE_INTEGER, Hyper, evaluate
 from gradtx.core.module import child, hyper
-from gradtx.core.numerics import abs_sq, safe_increment, zero_count
+from gradtx.core.numerics import safe_increment, sum_of_squares, zero_count
 from gradtx.core.tree import tree_map_none
 
 __all__ = [
@@ -168,7 +168,7 @@ class SkipLargeUpdates(GradientTransformation):
     def update(self, updates, state, params=None, **extra_args):
         limit = evaluate(self, state.count).max_squared_norm
         leaves = jax.tree.leaves(updates)
-        norm_sq = sum((jnp.sum(abs_sq(x)) for x in leaves), jnp.zeros([], state.norm_squared.dtype))
+        norm_sq = sum((sum_of_squares(x) for x in leaves), jnp.zeros([], state.norm_squared.dtype))
         skip = jnp.logical_not(norm_sq < limit)  # NaN norms are skipped too
         updates, inner_state = _apply_or_skip(
             self.inner, ~skip, updates, state.inner_state, params, extra_args
