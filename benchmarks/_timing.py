@@ -54,19 +54,23 @@ def interleaved_medians(steppers: list[Stepper], rounds: int, inner: int, warmup
     return {k: statistics.median(v) for k, v in interleaved_samples(steppers, rounds, inner, warmup).items()}
 
 
-def trial_medians(make_steppers: Callable[[], list[Stepper]], trials: int, rounds: int, inner: int) -> dict[str, float]:
+def trial_medians(make_steppers: Callable[[], list[Stepper]], trials: int, rounds: int, inner: int,
+                  per_trial: dict[str, list[float]] | None = None) -> dict[str, float]:
     """Medians pooled over ``trials`` sets of freshly allocated steppers.
 
     Where a large buffer lands in memory moves one stepper's time by up to
     ~15% at 1e7 parameters on this CPU (two identical steppers differ that
     much), so every trial allocates all buffers anew and the samples of all
-    trials are pooled.
+    trials are pooled. If ``per_trial`` is given, each trial's medians are
+    appended to it (to show how far single trials scatter).
     """
     pooled: dict[str, list[float]] = {}
     for _ in range(trials):
         steppers = make_steppers()
         for k, v in interleaved_samples(steppers, rounds, inner).items():
             pooled.setdefault(k, []).extend(v)
+            if per_trial is not None:
+                per_trial.setdefault(k, []).append(statistics.median(v))
         del steppers
     return {k: statistics.median(v) for k, v in pooled.items()}
 

@@ -39,5 +39,5 @@ def run(leaves: int, per_leaf: int, rounds: int) -> dict:
         optax_stepper(f"optax {leaves} leaves", optax.adam(1e-3), [jnp.zeros_like(x) for x in tree], g_tree),
         optax_stepper("optax.flatten", optax.flatten(optax.adam(1e-3)), [jnp.zeros_like(x) for x in tree], g_tree),
     ]
-    inner = max(1, int(2e6 // n))
+    inner = max(1, int(2e7 // n))
     return {"leaves": leaves, "per_leaf": per_leaf, **interleaved_medians(steppers, rounds, inner)}

@@ -113,7 +113,7 @@ def run(sizes, rounds: int, trials: int = 1) -> list[dict]:
             p = z(n)
             return out + [Stepper("gx.adam", lambda c: gx_adam(opt, c[0], c[1], g), (p, opt.init(p)))]
 
-        med = trial_medians(make, trials, rounds, max(1, min(200, int(2e6 // n))))
+        med = trial_medians(make, trials, rounds, max(1, min(200, int(2e7 // n))))
         n_loops = {k: loops(f, init(), g) for k, (f, init) in cases.items()}
         n_loops["gx.adam"] = loops(gx_adam, opt, z(n), opt.init(z(n)), g)
         rows.append({"n": n, "seconds": med, "loops": n_loops})

@@ -140,8 +140,8 @@ def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) 
     r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family; overflow-safe.
 
     ``nu`` is the stored (saturated) moment and ``nu_hat`` its debiased value
-    in the arithmetic's dtype. Where $v$ is below the dtype's largest value and
-    $\hat v$ is finite, this is exactly optax's arithmetic. Where $|g|^2$
+    in the arithmetic's dtype. Where $\hat v$ (and so $v \le \hat v$) is below
+    the dtype's largest value, this is exactly optax's arithmetic. Where $|g|^2$
     overflowed ($|g| \gtrsim 1.8\cdot10^{19}$ in float32, $256$ in float16,
     so the stored $v$ saturated), the denominator is $|\hat m|$: the update is
     the sign of the momentum, exactly $\mathrm{sign}(g)$ on a first step, and
@@ -153,7 +153,12 @@ def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) 
 
     def one(m, v, v_hat):
         v, v_hat = jnp.real(v), jnp.real(v_hat)
-        ok = (v < jnp.finfo(v.dtype).max) & jnp.isfinite(v_hat)
+        # v_hat >= v, so "v_hat below the largest value" also means v did not
+        # saturate (and is false for inf and NaN): one compare per element,
+        # plus one on v when it is stored in a narrower dtype than v_hat's.
+        ok = v_hat < jnp.finfo(v_hat.dtype).max
+        if v.dtype != v_hat.dtype:
+            ok = ok & (v < jnp.finfo(v.dtype).max)
         root = jnp.sqrt(v_hat + eps_root(v_hat))
         denom = jax.lax.select(ok, root, gt.cast(jnp.abs(m), root.dtype))
         return m / (denom + eps(denom))
