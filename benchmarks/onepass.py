@@ -24,6 +24,7 @@ real training loop, and gradtx's own ``gx.adam``. The arithmetic is Adam's
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -88,8 +89,10 @@ def gx_adam(opt, p, s, g):
 
 
 def loops(fn, *args) -> int:
-    """Loop fusions (kind=kLoop) in the compiled step: one per pass over memory."""
-    return fn.lower(*args).compile().as_text().count("kind=kLoop")
+    """Array-sized loop fusions and copies in the compiled step: each one a pass over memory."""
+    text = fn.lower(*args).compile().as_text()
+    entry = text[text.index("\nENTRY"):]
+    return len(re.findall(r"= \w+\[\d[\d,]*\]\S* (?:fusion\(.*kind=kLoop|copy\()", entry))
 
 
 def run(sizes, rounds: int, trials: int = 1) -> list[dict]:

@@ -1,13 +1,14 @@
 """gradtx's benchmark suite: optimizer steps against optax and against the memory roofline.
 
-    python benchmarks/run.py              # full suite (1e4..1e8 params; ~10 min on 2 CPU cores)
+    python benchmarks/run.py              # full suite (1e4..1e8 params; about 10 min on 2 CPU cores)
     python benchmarks/run.py --quick      # smoke run (< 2 min): 1e4 and 1e6 params, fewer rounds
     python benchmarks/run.py --only step,memory --json out.json
 
 Everything runs in one process; timings are medians over interleaved rounds
-(see ``_timing.interleaved_samples``), pooled over 4 trials that each allocate
-every buffer anew (``_timing.trial_medians``: where a 40 MB buffer lands moves
-a step by up to 15% here); every training step donates its params and state. Sections:
+(see ``_timing.interleaved_samples``), pooled over 8 trials (4 below 1e6
+params) that each allocate every buffer anew (``_timing.trial_medians``: where
+a 40 MB buffer lands moves a step by up to 15% here); every training step
+donates its params and state. Sections:
 
 * ``step``: Adam, SGD-momentum, AdamW and clip+AdamW at N params: gradtx,
   optax, and two byte-matched jitted elementwise kernels (``step.py``);
@@ -44,13 +45,13 @@ def section_step(quick: bool) -> dict:
     import step
 
     sizes = [10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8]
-    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 4)
+    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 8)
     print("\n## Step time (median per step; ratios < 1 mean faster)\n")
     out = []
     for r in rows:
         k = f"kernel-{r['k']}"
         extra = _ratio(r["gradtx"], r["gradtx adamw"]) if "gradtx adamw" in r else ""
-        dev = _ratio(r["gradtx device_put"], r["optax"]) if "gradtx device_put" in r else ""
+        dev = _ratio(r["gradtx device_put"], r["optax"])
         out.append([r["workload"], f"{r['n']:.0e}", fmt_time(r["gradtx"]), fmt_time(r["optax"]),
                     fmt_time(r["roofline"]), fmt_time(r[k]), _ratio(r["gradtx"], r["optax"]),
                     _ratio(r["gradtx"], r["roofline"]), _ratio(r["optax"], r["roofline"]),

@@ -26,14 +26,21 @@ def test_quick_benchmark_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert {"step", "leaves", "compile", "memory", "environment"} <= set(res)
+    assert {"step", "leaves", "compile", "memory", "onepass", "environment"} <= set(res)
     workloads = {(r["workload"], r["n"]) for r in res["step"]["rows"]}
     assert workloads == {(w, n) for w in ("adam", "sgd_momentum", "adamw", "clip+adamw") for n in (10**4, 10**6)}
     for r in res["step"]["rows"]:
         assert all(r[k] > 0 for k in ("gradtx", "optax", "roofline"))
     mem = res["memory"]["rows"][0]
     assert mem["gradtx bf16 moments"] < mem["gradtx f32 moments"]  # bf16 moments are stored in bf16
-    assert "## Step time" in proc.stdout and "## Peak memory" in proc.stdout
+    # the same array buffers as optax's step (they differ only in a few scalars)
+    assert abs(mem["gradtx f32 moments"] - mem["optax f32 moments"]) < 1024
+    onepass = res["onepass"]["rows"][0]
+    # XLA emits one loop per output array: three for Adam's params, mu and nu (gradtx as
+    # the bare arithmetic); the interleaved layout is one loop plus the copy back.
+    assert onepass["loops"]["separate (3 arrays)"] == onepass["loops"]["gx.adam"] == 3
+    assert onepass["loops"]["interleaved [N,3]"] == 2
+    assert "## Step time" in proc.stdout and "## Peak memory" in proc.stdout and "## One-pass" in proc.stdout
 
 
 def test_bad_section_is_a_clear_error():
