@@ -21,7 +21,6 @@ __all__ = [
     "full_like",
     "cast",
     "cast_like",
-    "cast_scalar",
     "scalar_for",
     "update_moment",
     "update_moment_per_elem_norm",
@@ -73,33 +72,21 @@ def cast_like(tree: Any, like: Any) -> Any:
     return tree_map_none(lambda x, y: cast(x, jnp.result_type(y)), tree, like)
 
 
-def cast_scalar(value: Any) -> Any:
-    """``x -> value`` cast to leaf ``x``'s dtype, cast once per dtype (not once per leaf)."""
-    cache: dict[Any, Any] = {}
-
-    def get(x: jax.Array) -> Any:
-        key = jnp.result_type(x)
-        if key not in cache:
-            cache[key] = cast(jnp.asarray(value), key)
-        return cache[key]
-
-    return get
-
-
-def scalar_for(value: Any) -> Any:
-    """``x -> value`` promoted with leaf ``x`` (as ``value * x`` would), cast once per dtype.
+def scalar_for(value: Any, promote: bool = True) -> Any:
+    """``x -> value`` in leaf ``x``'s arithmetic dtype, cast once per dtype (not once per leaf).
 
     A hyperparameter multiplies every leaf; written inline, ``jnp`` re-casts
-    the scalar for each leaf. This does it once per leaf dtype, with the same
-    promotion (a weak Python float takes the leaf's dtype, a float64 array
-    promotes a float32 leaf), so the arithmetic is unchanged.
+    the scalar for each leaf. With ``promote`` the dtype is the one ``value * x``
+    would have (a weak Python float takes the leaf's dtype, a float64 array
+    promotes a float32 leaf), so the arithmetic is unchanged; without, it is
+    the leaf's own dtype (as ``jnp.asarray(value, x.dtype)``).
     """
     cache: dict[Any, Any] = {}
 
     def get(x: jax.Array) -> Any:
         key = jnp.result_type(x)
         if key not in cache:
-            cache[key] = cast(jnp.asarray(value), jnp.result_type(value, x))
+            cache[key] = cast(jnp.asarray(value), jnp.result_type(value, x) if promote else key)
         return cache[key]
 
     return get

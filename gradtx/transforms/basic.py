@@ -11,7 +11,7 @@ from gradtx.core.base import EmptyState, GradientTransformation, StatelessTransf
 from gradtx.core.docs import fill
 from gradtx.core.hyperparams import ANY_REAL, NONNEGATIVE, Hyper, as_schedule
 from gradtx.core.module import hyper, static
-from gradtx.core.tree import cast_scalar, tree_map_none
+from gradtx.core.tree import scalar_for, tree_map_none
 
 __all__ = [
     "identity",
@@ -78,7 +78,7 @@ def stateless_with_tree_map(f: Callable[[jax.Array, Any], jax.Array]) -> Statele
 
 
 def _scale_by(updates, factor):
-    factor = cast_scalar(factor)  # in each leaf's dtype, cast once per dtype
+    factor = scalar_for(factor, promote=False)  # in each leaf's own dtype
     return tree_map_none(lambda g: factor(g) * g, updates)
 
 
