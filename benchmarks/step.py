@@ -87,7 +87,10 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
     ``gradtx device_put`` times the optimizer after ``jax.device_put(opt)``:
     its Python-float hyperparameters, which jit otherwise transfers to the
     device on every call (on 2 cores that work competes with XLA's two
-    threads), are arrays already. ``trials`` is used from 1e6 parameters on;
+    threads), are arrays already. ``gradtx closed over`` runs gradtx's
+    optimizer in optax's harness (hyperparameters baked into the step, as
+    optax bakes them): the comparison of the two optimizers' compiled
+    arithmetic alone. ``trials`` is used from 1e6 parameters on;
     smaller sizes, whose buffers sit in cache, take half as many.
     """
     rows = []
@@ -115,6 +118,8 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
                     steppers.append(gx_stepper("gradtx adamw", all_workloads["adamw"][0]))
                 # hyperparameters already on the device: no per-call transfer of Python floats
                 steppers.append(gx_stepper("gradtx device_put", jax.device_put(gopt)))
+                # optax's harness, hyperparameters closed over: the optimizers' arithmetic alone
+                steppers.append(optax_stepper("gradtx closed over", gopt, jnp.zeros(n, jnp.float32), g))
                 return steppers
 
             per_trial: dict[str, list[float]] = {}
