@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import time
 from typing import Any, Callable
@@ -55,16 +56,19 @@ def interleaved_medians(steppers: list[Stepper], rounds: int, inner: int, warmup
 
 
 def trial_medians(make_steppers: Callable[[], list[Stepper]], trials: int, rounds: int, inner: int,
-                  per_trial: dict[str, list[float]] | None = None) -> dict[str, float]:
+                  per_trial: dict[str, list[float]] | None = None,
+                  samples: dict[str, list[float]] | None = None) -> dict[str, float]:
     """Medians pooled over ``trials`` sets of freshly allocated steppers.
 
     Where a large buffer lands in memory moves one stepper's time by up to
     ~15% at 1e7 parameters on this CPU (two identical steppers differ that
     much), so every trial allocates all buffers anew and the samples of all
     trials are pooled. If ``per_trial`` is given, each trial's medians are
-    appended to it (to show how far single trials scatter).
+    appended to it (to show how far single trials scatter). If ``samples`` is
+    given, it receives every sample, aligned by round across steppers (for
+    :func:`paired_ratio`).
     """
-    pooled: dict[str, list[float]] = {}
+    pooled: dict[str, list[float]] = {} if samples is None else samples
     for _ in range(trials):
         steppers = make_steppers()
         for k, v in interleaved_samples(steppers, rounds, inner).items():
@@ -73,6 +77,35 @@ def trial_medians(make_steppers: Callable[[], list[Stepper]], trials: int, round
                 per_trial.setdefault(k, []).append(statistics.median(v))
         del steppers
     return {k: statistics.median(v) for k, v in pooled.items()}
+
+
+def paired_ratio(samples: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of ``a``'s sample / ``b``'s sample in the same round.
+
+    The two samples of a round are taken back to back (tens of milliseconds
+    apart), so a change in the machine's speed between rounds or trials (on
+    the 2-core machine, 30% from one second to the next) cancels in each
+    ratio; the ratio of pooled medians keeps it.
+    """
+    return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
+
+
+def loops(fn, *args) -> int:
+    """Array-sized loop fusions and copies in the compiled step: each one a pass over memory."""
+    return compiled_cost(fn, *args)["loops"]
+
+
+def compiled_cost(fn, *args) -> dict[str, float]:
+    """Noise-free facts of a jitted step's compiled program: its array-sized
+    loops (loop fusions and copies, each a pass over memory) and XLA's cost
+    analysis (``bytes accessed``, ``flops``)."""
+    compiled = fn.lower(*args).compile()
+    text = compiled.as_text()
+    entry = text[text.index("\nENTRY"):]
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return {"loops": len(re.findall(r"= \w+\[\d[\d,]*\]\S* (?:fusion\(.*kind=kLoop|copy\()", entry)),
+            "bytes": float(cost.get("bytes accessed", 0.0)), "flops": float(cost.get("flops", 0.0))}
 
 
 def compile_seconds(make_fn: Callable[[], Callable], args: tuple, donate: tuple[int, ...] = ()) -> float:

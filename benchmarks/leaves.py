@@ -16,7 +16,7 @@ import optax
 import gradtx as gx
 
 from _timing import Stepper, interleaved_medians
-from step import gx_step, optax_stepper
+from step import gx_step_fn, optax_stepper
 
 
 def run(leaves: int, per_leaf: int, rounds: int) -> dict:
@@ -29,6 +29,7 @@ def run(leaves: int, per_leaf: int, rounds: int) -> dict:
     gopt = gx.adam(1e-3)
 
     def gx_stepper(name, p, g):
+        gx_step = gx_step_fn()
         return Stepper(name, lambda c: gx_step(gopt, c[0], c[1], g), (p, gopt.init(p)))
 
     steppers = [

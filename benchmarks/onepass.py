@@ -24,14 +24,13 @@ real training loop, and gradtx's own ``gx.adam``. The arithmetic is Adam's
 from __future__ import annotations
 
 import functools
-import re
 
 import jax
 import jax.numpy as jnp
 
 import gradtx as gx
 
-from _timing import Stepper, trial_medians
+from _timing import Stepper, loops, trial_medians
 
 B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 1e-3
 
@@ -86,13 +85,6 @@ def params_and_moments(c, g):
 def gx_adam(opt, p, s, g):
     u, s = opt.update(g, s, p)
     return gx.apply_updates(p, u), s
-
-
-def loops(fn, *args) -> int:
-    """Array-sized loop fusions and copies in the compiled step: each one a pass over memory."""
-    text = fn.lower(*args).compile().as_text()
-    entry = text[text.index("\nENTRY"):]
-    return len(re.findall(r"= \w+\[\d[\d,]*\]\S* (?:fusion\(.*kind=kLoop|copy\()", entry))
 
 
 def run(sizes, rounds: int, trials: int = 1) -> list[dict]:

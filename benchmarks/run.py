@@ -1,12 +1,12 @@
 """gradtx's benchmark suite: optimizer steps against optax and against the memory roofline.
 
-    python benchmarks/run.py              # full suite (1e4..1e8 params; about 10 min on 2 CPU cores)
+    python benchmarks/run.py              # full suite (1e4..1e8 params; about 17 min on 2 CPU cores)
     python benchmarks/run.py --quick      # smoke run (< 2 min): 1e4 and 1e6 params, fewer rounds
     python benchmarks/run.py --only step,memory --json out.json
 
 Everything runs in one process; timings are medians over interleaved rounds
-(see ``_timing.interleaved_samples``), pooled over 8 trials (4 below 1e6
-params) that each allocate every buffer anew (``_timing.trial_medians``: where
+(see ``_timing.interleaved_samples``), pooled over 16 trials at 1e6 and 1e7
+params (8 at other sizes) that each compile and allocate every step anew (``_timing.trial_medians``: where
 a 40 MB buffer lands moves a step by up to 15% here); every training step
 donates its params and state. Sections:
 
@@ -45,20 +45,36 @@ def section_step(quick: bool) -> dict:
     import step
 
     sizes = [10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8]
-    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 8)
+    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 16)
     print("\n## Step time (median per step; ratios < 1 mean faster)\n")
     out = []
     for r in rows:
         k = f"kernel-{r['k']}"
-        extra = _ratio(r["gradtx"], r["gradtx adamw"]) if "gradtx adamw" in r else ""
-        dev = _ratio(r["gradtx device_put"], r["optax"])
-        closed = _ratio(r["gradtx closed over"], r["optax"])
+        extra = (f"{_ratio(r['gradtx'], r['gradtx adamw'])} ({r['gradtx/gradtx adamw paired']:.2f}x paired)"
+                 if "gradtx adamw" in r else "")
         out.append([r["workload"], f"{r['n']:.0e}", fmt_time(r["gradtx"]), fmt_time(r["optax"]),
                     fmt_time(r["roofline"]), fmt_time(r[k]), _ratio(r["gradtx"], r["optax"]),
                     _ratio(r["gradtx"], r["roofline"]), _ratio(r["optax"], r["roofline"]),
-                    _ratio(r["gradtx"], r[k]), extra, dev, closed, "{:.2f}-{:.2f}".format(*r["gx/optax per trial"])])
+                    _ratio(r["gradtx"], r[k]), extra])
     print(table(["workload", "N", "gradtx", "optax", "roofline", "kernel-k", "gx/optax", "gx/roof",
-                 "optax/roof", "gx/kernel-k", "gx/gx-adamw", "gx device_put/optax", "gx closed/optax", "gx/optax trials"], out))
+                 "optax/roof", "gx/kernel-k", "gx/gx-adamw"], out))
+    print("\n## gradtx / optax: the ratio, its noise, and the compiled programs\n")
+    print("pooled: ratio of medians over all trials' samples; paired: median of the ratios of\n"
+          "back-to-back samples; A/A: optax against a second copy of itself (the noise floor);\n"
+          "device_put: gradtx after jax.device_put(opt); closed: gradtx in optax's harness.\n")
+    out = []
+    for r in rows:
+        out.append([r["workload"], f"{r['n']:.0e}", r["trials"], _ratio(r["gradtx"], r["optax"]),
+                    f"{r['gradtx/optax paired']:5.2f}x", _ratio(r["optax again"], r["optax"]),
+                    f"{r['optax again/optax paired']:5.2f}x",
+                    "{:.2f}-{:.2f}".format(*r["gx/optax per trial"]),
+                    "{:.2f}-{:.2f}".format(*r["optax again/optax per trial"]),
+                    f"{r['gradtx device_put/optax paired']:5.2f}x", f"{r['gradtx closed over/optax paired']:5.2f}x",
+                    "{}/{}".format(*r["loops"]), f"{r['bytes gx/optax']:.4f}",
+                    "{:.0f}/{:.0f}".format(*r["flops per param"])])
+    print(table(["workload", "N", "trials", "pooled", "paired", "A/A pooled", "A/A paired",
+                 "gx/optax per trial", "A/A per trial", "device_put", "closed",
+                 "loops gx/optax", "bytes gx/optax", "flops/param gx/optax"], out))
     return {"rows": rows}
 
 

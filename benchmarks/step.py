@@ -22,7 +22,7 @@ import optax
 
 import gradtx as gx
 
-from _timing import Stepper, trial_medians
+from _timing import Stepper, compiled_cost, paired_ratio, trial_medians
 
 
 def workloads():
@@ -40,10 +40,15 @@ def workloads():
     }
 
 
-@functools.partial(jax.jit, donate_argnums=(1, 2))
-def gx_step(opt, p, s, g):
-    u, s = opt.update(g, s, p)
-    return gx.apply_updates(p, u), s
+def gx_step_fn():
+    """A freshly jitted gradtx step, the optimizer an argument: each trial
+    compiles its own, as each trial compiles its own optax step."""
+    @functools.partial(jax.jit, donate_argnums=(1, 2))
+    def gx_step(opt, p, s, g):
+        u, s = opt.update(g, s, p)
+        return gx.apply_updates(p, u), s
+
+    return gx_step
 
 
 def optax_stepper(name, opt, p, g):
@@ -79,6 +84,22 @@ def separate_stepper(k: int, extra_reads: int, n: int, g):
     return Stepper(f"kernel-{k}", lambda c: step(c, g), tuple(jnp.zeros(n, jnp.float32) for _ in range(k)))
 
 
+def static_costs(gopt, oopt, n: int) -> dict:
+    """Compiled-program facts of gradtx's and optax's steps at N params (no
+    timing, so no noise): loops, bytes accessed and flops per parameter."""
+    p = jax.ShapeDtypeStruct((n,), jnp.float32)
+
+    def optax_step(p, s, g):
+        u, s = oopt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    gx_cost = compiled_cost(gx_step_fn(), gopt, p, jax.eval_shape(gopt.init, p), p)
+    ox_cost = compiled_cost(jax.jit(optax_step, donate_argnums=(0, 1)), p, jax.eval_shape(oopt.init, p), p)
+    return {"loops": [gx_cost["loops"], ox_cost["loops"]],
+            "bytes gx/optax": gx_cost["bytes"] / ox_cost["bytes"],
+            "flops per param": [gx_cost["flops"] / n, ox_cost["flops"] / n]}
+
+
 def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
     """One row per (workload, N): median seconds per step of each stepper.
 
@@ -90,8 +111,13 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
     threads), are arrays already. ``gradtx closed over`` runs gradtx's
     optimizer in optax's harness (hyperparameters baked into the step, as
     optax bakes them): the comparison of the two optimizers' compiled
-    arithmetic alone. ``trials`` is used from 1e6 parameters on;
-    smaller sizes, whose buffers sit in cache, take half as many.
+    arithmetic alone. ``optax again`` is an A/A control: optax's step
+    compiled and allocated a second time, so its ratio to ``optax`` shows the
+    noise of the measurement. ``trials`` is used at 1e6 and 1e7 parameters
+    (the sizes the acceptance ratios are read at); other sizes take half.
+    Besides pooled medians, each row has paired ratios (``X/optax paired``:
+    the median over rounds of the back-to-back ratio, see
+    :func:`_timing.paired_ratio`) and :func:`static_costs`.
     """
     rows = []
     key = jax.random.key(0)
@@ -105,12 +131,14 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
 
             def make(gopt=gopt, oopt=oopt, k=k, extra=extra, name=name):
                 def gx_stepper(label, opt):
-                    p0 = jnp.zeros(n, jnp.float32)
+                    p0, gx_step = jnp.zeros(n, jnp.float32), gx_step_fn()
                     return Stepper(label, lambda c: gx_step(opt, c[0], c[1], g), (p0, opt.init(p0)))
 
                 steppers = [
                     gx_stepper("gradtx", gopt),
                     optax_stepper("optax", oopt, jnp.zeros(n, jnp.float32), g),
+                    # A/A control: optax's step compiled and allocated a second time
+                    optax_stepper("optax again", oopt, jnp.zeros(n, jnp.float32), g),
                     roofline_stepper(k, extra, n, g),
                     separate_stepper(k, extra, n, g),
                 ]
@@ -123,8 +151,16 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
                 return steppers
 
             per_trial: dict[str, list[float]] = {}
-            med = trial_medians(make, trials if n >= 10**6 else max(1, trials // 2), rounds, inner, per_trial)
+            samples: dict[str, list[float]] = {}
+            n_trials = trials if 10**6 <= n <= 10**7 else max(1, trials // 2)
+            med = trial_medians(make, n_trials, rounds, inner, per_trial, samples)
             ratios = [a / b for a, b in zip(per_trial["gradtx"], per_trial["optax"])]
-            rows.append({"workload": name, "n": n, "k": k, **med,
-                         "gx/optax per trial": [min(ratios), max(ratios)]})
+            control = [a / b for a, b in zip(per_trial["optax again"], per_trial["optax"])]
+            paired = {f"{a}/optax paired": paired_ratio(samples, a, "optax") for a in samples if a != "optax"}
+            if "gradtx adamw" in samples:
+                paired["gradtx/gradtx adamw paired"] = paired_ratio(samples, "gradtx", "gradtx adamw")
+            rows.append({"workload": name, "n": n, "k": k, **med, **paired, "trials": len(ratios),
+                         **static_costs(gopt, oopt, n),
+                         "gx/optax per trial": [min(ratios), max(ratios)],
+                         "optax again/optax per trial": [min(control), max(control)]})
     return rows

@@ -30,7 +30,15 @@ def test_quick_benchmark_runs(tmp_path):
     workloads = {(r["workload"], r["n"]) for r in res["step"]["rows"]}
     assert workloads == {(w, n) for w in ("adam", "sgd_momentum", "adamw", "clip+adamw") for n in (10**4, 10**6)}
     for r in res["step"]["rows"]:
-        assert all(r[k] > 0 for k in ("gradtx", "optax", "roofline"))
+        assert all(r[k] > 0 for k in ("gradtx", "optax", "optax again", "roofline"))
+        assert r["gradtx/optax paired"] > 0 and r["optax again/optax paired"] > 0
+        # compiled-program facts (no timing): gradtx's step makes optax's passes over
+        # memory; the clipped chain one fewer (no clipped copy of the gradients)
+        gx_loops, optax_loops = r["loops"]
+        if r["workload"] == "clip+adamw":
+            assert gx_loops == optax_loops - 1 == 3 and r["bytes gx/optax"] < 0.8
+        else:
+            assert gx_loops == optax_loops and abs(r["bytes gx/optax"] - 1) < 1e-4
     mem = res["memory"]["rows"][0]
     assert mem["gradtx bf16 moments"] < mem["gradtx f32 moments"]  # bf16 moments are stored in bf16
     # the same array buffers as optax's step (they differ only in a few scalars)
