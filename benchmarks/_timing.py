@@ -84,7 +84,7 @@ def paired_ratio(samples: dict[str, list[float]], a: str, b: str) -> float:
 
     The two samples of a round are taken back to back (tens of milliseconds
     apart), so a change in the machine's speed between rounds or trials (on
-    the 2-core machine, 30% from one second to the next) cancels in each
+    the 2-core machine, tens of percent between processes and trials) cancels in each
     ratio; the ratio of pooled medians keeps it.
     """
     return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
