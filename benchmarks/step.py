@@ -105,10 +105,11 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
 
     The clip+AdamW group also times gradtx's plain AdamW (``gradtx adamw``) in
     the same interleaved rounds, so their ratio is measured side by side.
-    ``gradtx device_put`` times the optimizer after ``jax.device_put(opt)``:
-    its Python-float hyperparameters, which jit otherwise transfers to the
-    device on every call (on 2 cores that work competes with XLA's two
-    threads), are arrays already. ``gradtx closed over`` runs gradtx's
+    ``gradtx py-floats`` times the same optimizer with its hyperparameters
+    turned back into Python floats (``jax.tree.map(float, opt)``), as gradtx
+    stored them before its numbers became device arrays: jit then converts
+    each of them to a device array on every call (on 2 cores that work
+    competes with XLA's two threads). ``gradtx closed over`` runs gradtx's
     optimizer in optax's harness (hyperparameters baked into the step, as
     optax bakes them): the comparison of the two optimizers' compiled
     arithmetic alone. ``optax again`` is an A/A control: optax's step
@@ -144,8 +145,8 @@ def run(sizes, rounds: int, trials: int = 1, names=None) -> list[dict]:
                 ]
                 if name == "clip+adamw":
                     steppers.append(gx_stepper("gradtx adamw", all_workloads["adamw"][0]))
-                # hyperparameters already on the device: no per-call transfer of Python floats
-                steppers.append(gx_stepper("gradtx device_put", jax.device_put(gopt)))
+                # the old storage, Python floats: converted to device arrays on every call
+                steppers.append(gx_stepper("gradtx py-floats", jax.tree.map(float, gopt)))
                 # optax's harness, hyperparameters closed over: the optimizers' arithmetic alone
                 steppers.append(optax_stepper("gradtx closed over", gopt, jnp.zeros(n, jnp.float32), g))
                 return steppers

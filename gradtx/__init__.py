@@ -15,6 +15,7 @@ from gradtx.core.base import StatelessTransformation as StatelessTransformation
 from gradtx.core.base import apply_updates as apply_updates
 from gradtx.core.hyperparams import FunctionSchedule as FunctionSchedule
 from gradtx.core.hyperparams import Schedule as Schedule
+from gradtx.core.interop import as_optax as as_optax
 from gradtx.core.module import Module as Module
 from gradtx.core.module import hyper as hyper
 from gradtx.core.module import static as static

@@ -14,6 +14,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+import gradtx as gx
 from gradtx.checkpoint import io as ckpt
 from gradtx.optimizers.registry import OPTIMIZERS
 
@@ -102,7 +103,7 @@ def test_mismatch_errors_name_the_leaf(tmp_path):
               r"at \['w'\]: the file has float32\[3\], `like` has float32\[4\]")
     _mismatch(tmp_path, {"w": w}, {"w": jnp.ones(3, jnp.bfloat16)},
               r"at \['w'\]: the file has float32\[3\], `like` has bfloat16\[3\]")
-    _mismatch(tmp_path, {"lr": 0.1}, {"lr": jnp.asarray(0.1)},
+    _mismatch(tmp_path, {"lr": 0.1}, {"lr": jnp.asarray(0.1, jnp.float64)},
               r"at \['lr'\]: the file has a Python float, `like` has float64\[\]")
     _mismatch(tmp_path, {"w": w}, {"w": w, "x": w},
               r"at \['x'\]: `like` has a leaf the file lacks")
@@ -228,3 +229,20 @@ def test_orbax_saves_and_restores_gradtx_state(tmp_path):
     for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(tree)):
         assert np.asarray(x).dtype == np.asarray(y).dtype
         np.testing.assert_array_equal(_bits(x), _bits(y))
+
+
+def test_weak_hyperparameters_round_trip_weak_and_old_files_still_load(tmp_path):
+    """Optimizers store Python numbers as weakly typed 0-d arrays: a checkpoint keeps the weak
+    type (a restored optimizer computes in the params' dtype, as the saved one did), and a file
+    written when hyperparameters were Python floats loads into today's optimizer."""
+    opt = gx.adam(0.125, b1=0.75)
+    ckpt.save(tmp_path / "o", opt)
+    back = ckpt.load(tmp_path / "o", like=gx.adam(1e-3))
+    for a, b in zip(jax.tree.leaves(opt), jax.tree.leaves(back)):
+        assert jax.typeof(b) == jax.typeof(a) and jax.typeof(b).weak_type
+        assert np.asarray(a) == np.asarray(b)
+    old = jax.tree.map(lambda x: float(x), opt)  # what a file from before held
+    ckpt.save(tmp_path / "old", old)
+    back = ckpt.load(tmp_path / "old", like=gx.adam(1e-3))
+    assert [float(x) for x in jax.tree.leaves(back)] == [float(x) for x in jax.tree.leaves(opt)]
+    assert all(jax.typeof(x).weak_type for x in jax.tree.leaves(back))

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx.core.numerics import is_weak, weakly_typed
 from gradtx.core.tree import is_none
 
 __all__ = [
@@ -68,6 +69,8 @@ def describe_leaf(path: str, x: Any, who: str = "save()") -> dict:
     kind = "key" if _is_key(x.dtype) else "array"
     out = {"path": path, "kind": kind, "dtype": str(x.dtype), "shape": list(x.shape)}
     out["container"] = _container(x)
+    if out["container"] == "jax" and is_weak(x):
+        out["weak"] = True  # a hyperparameter stored as JAX stores a Python number
     if kind == "array" and np.dtype(x.dtype).kind == "O":
         raise TypeError(f"{who}: the leaf at {path or '<root>'} is an object array; not storable.")
     return out
@@ -115,7 +118,10 @@ def decode_leaf(meta: dict, data: np.ndarray | None, like: Any = "file") -> Any:
     if kind == "none":
         return None
     if kind == "python":
-        return _PY_TYPES[meta["dtype"]](data[()])
+        value = _PY_TYPES[meta["dtype"]](data[()])
+        if isinstance(like, jax.Array) and is_weak(like):  # a file from before numbers were stored as arrays
+            return jnp.asarray(value)
+        return value
     if "stored_as" in meta:
         data = data.view(_array_dtype(meta["dtype"]))
     if kind == "key":
@@ -127,7 +133,8 @@ def decode_leaf(meta: dict, data: np.ndarray | None, like: Any = "file") -> Any:
         return data[()]
     if jax.dtypes.canonicalize_dtype(data.dtype) != data.dtype:
         return data  # a 64-bit array with x64 off: NumPy keeps it exact
-    return _to_jax(data, like)
+    out = _to_jax(data, like)
+    return weakly_typed(out) if meta.get("weak") else out
 
 
 def _to_jax(x: Any, like: Any) -> jax.Array:

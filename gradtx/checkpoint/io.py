@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import Any, BinaryIO
 
+import jax.numpy as jnp
 import numpy as np
 
 from gradtx.checkpoint import _codec
@@ -56,7 +57,7 @@ def save(path: str | os.PathLike, tree: Any) -> None:
     >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
     >>> gx.save(path, (opt, params, state))
     >>> opt2, params2, state2 = gx.load(path, like=(opt, params, state))
-    >>> params2["w"].dtype, opt2.transforms[1].learning_rate
+    >>> params2["w"].dtype, float(opt2.transforms[1].learning_rate)
     (dtype(bfloat16), 0.1)
     """
     leaves, treedef = _codec.flatten(tree)
@@ -204,6 +205,17 @@ def _spec(meta: dict) -> str:
     return f"{meta['dtype']}{meta['shape']}"
 
 
+def _python_number_for_weak_scalar(meta: dict, want: dict) -> bool:
+    """A Python number in the file where ``like`` holds a weakly typed 0-d array of its kind.
+
+    gradtx stores hyperparameters given as Python numbers as such arrays; files
+    written before it did hold the numbers themselves, and still load.
+    """
+    kinds = {"bool": "b", "int": "iu", "float": "f", "complex": "c"}
+    return (meta["kind"] == "python" and want.get("weak", False) and want["shape"] == []
+            and np.dtype(jnp.dtype(want["dtype"])).kind in kinds[meta["dtype"]])
+
+
 def _check_matches(path: str, metas: list[dict], like_leaves: list, nodes: Any, treedef: Any) -> None:
     def fail(where: str, what: str) -> None:
         raise ValueError(
@@ -217,6 +229,8 @@ def _check_matches(path: str, metas: list[dict], like_leaves: list, nodes: Any, 
         if meta["path"] != p:
             fail(p, f"the file's leaf here is at path {meta['path'] or '<root>'} instead")
         want = _codec.describe_leaf(p, x, who="load(like=...)")
+        if _python_number_for_weak_scalar(meta, want):
+            continue
         if _spec(meta) != _spec(want):
             fail(p, f"the file has {_spec(meta)}, `like` has {_spec(want)}")
     if len(metas) != len(like_leaves):

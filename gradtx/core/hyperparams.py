@@ -7,6 +7,13 @@ Every numeric hyperparameter of a gradtx object may be
 * a :class:`Schedule` — a pytree whose numbers are leaves, called with the
   step count — or any other callable ``count -> value`` (wrapped in a
   :class:`FunctionSchedule`, whose function is static).
+
+Numbers and arrays are stored as JAX arrays (:func:`as_leaf`), floating ones
+weakly typed: a Python ``0.1`` becomes ``Array(0.1, dtype=float32,
+weak_type=True)`` (float64 when ``jax_enable_x64`` is on *when the optimizer is
+built*). Passing the optimizer to a jitted function then costs no host-to-device
+transfer per call, and a hyperparameter never changes the dtype the updates are
+computed in (a float32 model stays float32, a bfloat16 model bfloat16).
 """
 
 from __future__ import annotations
@@ -14,14 +21,17 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar, Union
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gradtx.core.module import Check, Module, static
+from gradtx.core.numerics import weakly_typed
 
 __all__ = [
     "Schedule",
     "FunctionSchedule",
     "Hyper",
+    "as_leaf",
     "as_schedule",
     "coerce_and_check",
     "concrete_value",
@@ -85,8 +95,26 @@ def concrete_value(value: Any) -> np.ndarray | None:
         return None
 
 
+def as_leaf(value: Any) -> jax.Array:
+    """A number or array as the leaf a module stores: a JAX array, weakly typed if floating.
+
+    Python numbers become 0-d arrays (weakly typed, as JAX treats them in
+    arithmetic), NumPy values JAX arrays, and floating JAX arrays (concrete or
+    traced) are marked weakly typed (:func:`~gradtx.core.numerics.weakly_typed`).
+    Concrete values are made concrete arrays even inside ``jit`` (they are
+    constants of the trace, not traced inputs).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return weakly_typed(value)
+    with jax.ensure_compile_time_eval():
+        return weakly_typed(jnp.asarray(value))
+
+
 def coerce_and_check(owner: Module, name: str, value: Any, check: Check | None) -> Any:
-    """Validates one hyperparameter of ``owner``; wraps callables as schedules.
+    """Validates one hyperparameter of ``owner`` and returns the leaf to store.
+
+    Numbers and arrays are returned as :func:`as_leaf` arrays, tuples and lists
+    element by element, callables wrapped as schedules.
 
     Raises:
       TypeError: the value is not a number, an array or a callable.
@@ -96,10 +124,12 @@ def coerce_and_check(owner: Module, name: str, value: Any, check: Check | None) 
         return value
     if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
         return FunctionSchedule(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(coerce_and_check(owner, name, v, check) for v in value)
     where = f"gx.{owner.gx_name}" if owner.gx_name else type(owner).__name__
     arr = concrete_value(value)
     if arr is None:  # traced: checked by nothing, by design
-        return value
+        return as_leaf(value)
     if arr.dtype.kind not in "biufc":
         raise TypeError(
             f"{where}: `{name}` must be a number, a JAX array or a schedule, "
@@ -112,7 +142,7 @@ def coerce_and_check(owner: Module, name: str, value: Any, check: Check | None) 
         raise ValueError(
             f"{where}: `{name}` must be {check.description}, got {shown}."
         )
-    return value
+    return as_leaf(value)
 
 
 def is_scheduled(module: Module) -> bool:
@@ -121,23 +151,33 @@ def is_scheduled(module: Module) -> bool:
 
 
 def evaluate(module: T, count: jax.Array | None) -> T:
-    """A copy of ``module`` with each scheduled hyperparameter evaluated at ``count``.
+    """A copy of ``module`` with its hyperparameters as this step's values.
 
-    ``count`` is the number of updates applied so far (0 on the first update),
-    as in optax. Constant hyperparameters are returned unchanged.
+    Each scheduled hyperparameter is evaluated at ``count``, the number of
+    updates applied so far (0 on the first update), as in optax. All of them
+    then pass through one ``jax.lax.optimization_barrier``: XLA computes with
+    them as runtime values even where they are compile-time constants (an
+    optimizer closed over, or built inside ``jit`` from Python floats), so it
+    cannot fold them into rewrites such as ``x / c -> x * (1/c)`` that round
+    differently. An optimizer then gives the same numbers whether it is a
+    ``jit`` argument, a constant, traced or vmapped (a run in a sweep starts
+    as the same run alone). The barrier is on scalars: it costs nothing.
     """
-    names = [n for n in module.hyperparameter_names() if isinstance(getattr(module, n), Schedule)]
+    names = [n for n in module.hyperparameter_names() if getattr(module, n) is not None]
     if not names:
         return module
-    if count is None:
+    scheduled = [n for n in names if isinstance(getattr(module, n), Schedule)]
+    if scheduled and count is None:
         raise ValueError(
             f"gx.{module.gx_name}: a scheduled hyperparameter needs a step count in the state; "
             "was the state created by this transform's `init`?"
         )
+    values = tuple(getattr(module, n)(count) if n in scheduled else getattr(module, n) for n in names)
+    values = jax.lax.optimization_barrier(jax.tree.map(jnp.asarray, values))
     out = object.__new__(type(module))
     out.__dict__.update(module.__dict__)
-    for n in names:
-        object.__setattr__(out, n, getattr(module, n)(count))
+    for n, v in zip(names, values):
+        object.__setattr__(out, n, v)
     return out
 
 

@@ -6,6 +6,9 @@ registered as a JAX pytree. Its fields come in three kinds:
 * **hyperparameters** (declared with :func:`hyper`): numeric leaves — a Python
   float, a JAX/NumPy array or a :class:`~gradtx.Schedule`. Concrete values are
   validated at construction; traced values (inside ``jit``/``vmap``) are not.
+  Numbers are stored as weakly typed JAX arrays
+  (:func:`~gradtx.core.hyperparams.as_leaf`): a jitted function taking the
+  module as an argument transfers nothing per call.
 * **children** (declared with plain defaults or :func:`child`): other modules,
   e.g. the transforms of a chain. They are pytree children too.
 * **static options** (declared with :func:`static`): booleans, dtypes, ints that
@@ -96,6 +99,18 @@ def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
     return operator.attrgetter(*names)
 
 
+def _show(value: Any) -> str:
+    """A field for ``repr``: a concrete 0-d array as its number (``0.1``, not ``Array(0.1, ...)``)."""
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer) and value.ndim == 0:
+        try:
+            return str(np.asarray(value)[()])
+        except Exception:  # noqa: BLE001 - deleted or non-addressable arrays: JAX's own repr
+            pass
+    return repr(value)
+
+
 class Module:
     """Base class: subclasses become frozen dataclasses registered as pytrees.
 
@@ -107,7 +122,7 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(frozen=True, eq=False, repr=True)(cls)
+        dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
         fields = dataclasses.fields(cls)
         data = tuple(f.name for f in fields if _kind(f)[0] != "static")
         meta = tuple(f.name for f in fields if _kind(f)[0] == "static")
@@ -143,6 +158,12 @@ class Module:
             if kind == "hyper":
                 value = coerce_and_check(self, f.name, getattr(self, f.name), check)
                 object.__setattr__(self, f.name, value)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={_show(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"{type(self).__name__}({fields})"
 
     def hyperparameter_names(self) -> tuple[str, ...]:
         """Names of this module's own numeric hyperparameter fields."""

@@ -5,7 +5,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["abs_sq", "as_int32", "safe_increment", "sum_of_squares", "zero_count"]
+__all__ = ["abs_sq", "as_int32", "is_weak", "safe_increment", "sum_of_squares", "weakly_typed", "zero_count"]
+
+try:  # weak typing is what Python scalars get; JAX exposes no public way to ask for it
+    from jax._src.lax.lax import _convert_element_type
+except ImportError:  # pragma: no cover - a future JAX; values then stay strongly typed
+    _convert_element_type = None
 
 
 def abs_sq(x: jax.Array) -> jax.Array:
@@ -36,6 +41,30 @@ def sum_of_squares(x: jax.Array) -> jax.Array:
     out = jax.lax.dot_general(flat, flat, (((0,), (0,)), ((), ())),
                               precision=jax.lax.Precision.HIGHEST, preferred_element_type=acc)
     return out.astype(dtype)
+
+
+def is_weak(x) -> bool:
+    """Whether ``x`` is weakly typed (a Python number, or an array JAX marks weak)."""
+    if isinstance(x, (bool, int, float, complex)):
+        return True
+    try:
+        return bool(jax.typeof(x).weak_type)
+    except TypeError:
+        return False
+
+
+def weakly_typed(x: jax.Array) -> jax.Array:
+    """A floating array ``x`` marked weakly typed: in arithmetic it takes the other operand's dtype.
+
+    That is how JAX treats a Python float: ``0.1 * x`` keeps ``x``'s float32,
+    bfloat16 or float64. Weakly typed, a hyperparameter never changes the
+    precision the updates are computed in, however it was given (a Python
+    number, a float64 array, a traced value in a sweep). Integer, complex and
+    already weak arrays are returned unchanged.
+    """
+    if _convert_element_type is None or not jnp.issubdtype(x.dtype, jnp.floating) or is_weak(x):
+        return x
+    return _convert_element_type(x, weak_type=True)
 
 
 def zero_count() -> jax.Array:

@@ -22,14 +22,17 @@ __all__ = [
     "cast",
     "cast_like",
     "scalar_for",
+    "ema_weights",
     "update_moment",
     "update_moment_per_elem_norm",
     "update_infinity_moment",
     "bias_correction",
+    "saturate_like",
     "global_norm",
     "first_difference",
     "check_same_structure",
     "check_float_params",
+    "prefix_mismatch",
 ]
 
 
@@ -92,30 +95,57 @@ def scalar_for(value: Any, promote: bool = True) -> Any:
     return get
 
 
-def _ema(powered, updates: Any, moments: Any, decay: Any) -> Any:
-    new, old = scalar_for(1 - decay), scalar_for(decay)  # 1 - decay in Python for floats, as before
-    return tree_map_none(lambda g, t: new(g) * powered(g) + old(t) * t, updates, moments)
+def ema_weights(decay: Any) -> tuple[jax.Array, jax.Array]:
+    r"""$(\beta, 1-\beta)$ as arrays: the one rule of every EMA in gradtx.
 
-
-def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
-    r"""EMA of the ``order``-th power: $m \leftarrow (1-\beta) g^k + \beta m$.
-
-    Computed in the promoted dtype; transforms cast with :func:`cast_like` when
-    they store the moment, so state dtypes never drift.
+    Both come from the same array $\beta$ in its own dtype (a Python float is
+    first made an array, as the optimizer stores it), and so does the
+    debiasing's $1-\beta^t$ (:func:`bias_correction`), never partly in
+    Python's float64 and partly in float32. The EMA's weight $1-\beta$ and the
+    debiasing then agree whether $\beta$ is a constant, traced (a sweep) or a
+    schedule's value: a run computes the same numbers alone and in a sweep.
+    (Before, a Python-float $\beta_2 = 0.999$ gave $1-\beta_2$ rounded from
+    float64 but $1-\beta_2^t$ computed in float32, and Adam's first float32
+    step was $0.9999933\,\eta\,\mathrm{sign}(g)$ alone and $\eta\,\mathrm{sign}(g)$
+    in a sweep.)
     """
-    return _ema(lambda g: g if order == 1 else g**order, updates, moments, decay)
+    b = jnp.asarray(decay)
+    return b, 1 - b
 
 
-def update_moment_per_elem_norm(updates: Any, moments: Any, decay: Any, order: int) -> Any:
-    r"""EMA of $|g|^k$: $v \leftarrow (1-\beta) |g|^k + \beta v$ (real for complex $g$)."""
+def _power(order: int):
+    return lambda g: g if order == 1 else g**order
 
+
+def _norm_power(order: int):
     def norm_k(g: jax.Array) -> jax.Array:
         if not jnp.iscomplexobj(g):
             return g**order
         half = order / 2
         return abs_sq(g) ** (int(half) if float(half).is_integer() else half)
 
-    return _ema(norm_k, updates, moments, decay)
+    return norm_k
+
+
+def _ema(powered, updates: Any, moments: Any, decay: Any) -> Any:
+    b, one_minus = ema_weights(decay)
+    new, old = scalar_for(one_minus), scalar_for(b)
+    return tree_map_none(lambda g, t: new(g) * powered(g) + old(t) * t, updates, moments)
+
+
+def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    r"""EMA of the ``order``-th power: $m \leftarrow (1-\beta) g^k + \beta m$.
+
+    $1-\beta$ and $\beta$ follow :func:`ema_weights`' rule. Computed in the
+    promoted dtype; transforms cast with :func:`cast_like` when they store
+    the moment, so state dtypes never drift.
+    """
+    return _ema(_power(order), updates, moments, decay)
+
+
+def update_moment_per_elem_norm(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    r"""EMA of $|g|^k$: $v \leftarrow (1-\beta) |g|^k + \beta v$ (real for complex $g$)."""
+    return _ema(_norm_power(order), updates, moments, decay)
 
 
 def update_infinity_moment(updates: Any, moments: Any, decay: Any, eps: Any) -> Any:
@@ -127,12 +157,36 @@ def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
     r"""Divides by $1 - \beta^t$: the debiasing of a zero-initialised EMA.
 
     ``count`` is $t$, the number of EMA updates made (1 after the first).
+    $1-\beta^t$ follows :func:`ema_weights`' rule (same value, same dtype as
+    the EMA's $1-\beta$).
     """
-    correction = 1 - jnp.asarray(decay) ** count
+    correction = 1 - ema_weights(decay)[0] ** count
     # Cast per leaf, as optax does: XLA then rounds (1 - b^t) and the division
     # exactly as optax's program does (a once-per-dtype cast changed the last
     # bit of e.g. scale_by_stddev's ill-conditioned nu_hat - mu_hat^2).
     return tree_map_none(lambda t: t / correction.astype(t.dtype), moment)
+
+
+def saturate_like(tree: Any, like: Any) -> Any:
+    """Casts to ``like``'s dtype with ``+inf`` replaced by its largest finite value (NaN propagates).
+
+    How a second moment is stored when $|g|^2$ overflows: saturated, not
+    ``inf`` (which would freeze that coordinate forever). A ``select`` rather
+    than ``minimum``: with ``minimum`` XLA:CPU re-derives the moment inside
+    the update's loop from the old, donated one and inserts a full copy of it
+    (one more pass over memory per step).
+    """
+    def clamp(x, top):
+        return jax.lax.select(x > top, jax.lax.full_like(x, top), x)
+
+    def one(x, y):
+        dtype = jnp.result_type(y)
+        top = jnp.finfo(dtype).max
+        if jnp.iscomplexobj(x):  # a real value stored in a complex moment
+            return jax.lax.complex(clamp(x.real, top), x.imag).astype(dtype)
+        return cast(clamp(x, top), dtype)
+
+    return tree_map_none(one, tree, like)
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -190,3 +244,46 @@ def check_float_params(params: Any, where: str) -> None:
                 f"params. Cast it (e.g. `params = jax.tree.map(lambda x: x.astype(jnp.float32), "
                 f"params)`), or leave it out of the optimizer with `gx.masked`."
             )
+
+
+def _children(x: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+    """One level of ``x``: its node structure and its ``(key, child)`` pairs."""
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(x, is_leaf=lambda n: n is not x)
+    return treedef, [(path[0], c) for path, c in pairs]
+
+
+def _node(x: Any, kids: list[tuple[Any, Any]]) -> str:
+    keys = ", ".join(jax.tree_util.keystr((k,)) for k, _ in kids)
+    return f"{type(x).__name__} with children {keys}" if keys else f"{type(x).__name__} with no children"
+
+
+def prefix_mismatch(
+    prefix: Any, tree: Any, prefix_name: str = "the prefix", tree_name: str = "the params tree",
+    path: tuple = (),
+) -> str | None:
+    """Describes the first path where ``prefix`` is not a tree prefix of ``tree``, or None.
+
+    A leaf of ``prefix`` (a label, a boolean, or None) covers the whole subtree
+    of ``tree`` below it, so a mask such as ``{"a": True, "b": {...}}`` is
+    compared node by node only where it branches. Unlike
+    :func:`first_difference`, which compares flattened leaf paths, this never
+    blames a valid prefix leaf for a mistake further down. The sentence names
+    the node's path and both sides' children, e.g. ``"at ['b'] `mask` has a
+    dict with children ['x'], ['y'] where the params tree has a dict with
+    children ['x'], ['z']"`` (``prefix_name`` and ``tree_name`` are the nouns).
+    """
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(prefix, is_leaf=is_none)):
+        return None
+    pre_def, pre_kids = _children(prefix)
+    tree_def, tree_kids = _children(tree)
+    if pre_def != tree_def:
+        where = jax.tree_util.keystr(path) or "<root>"
+        return (
+            f"at {where} {prefix_name} has a {_node(prefix, pre_kids)} "
+            f"where {tree_name} has a {_node(tree, tree_kids)}"
+        )
+    for (k, sub_prefix), (_, sub) in zip(pre_kids, tree_kids):
+        diff = prefix_mismatch(sub_prefix, sub, prefix_name, tree_name, path + (k,))
+        if diff:
+            return diff
+    return None

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from gradtx.core.hyperparams import ANY_REAL, NONNEGATIVE, POSITIVE, Hyper, Schedule
 from gradtx.core.module import hyper, static
+from gradtx.schedules._precision import own_precision, precision_doc
 from gradtx.schedules.polynomial import cosine_value
 
 __all__ = [
@@ -45,6 +46,7 @@ class ExponentialDecay(Schedule):
     staircase: bool = static(False)
     end_value: Hyper | None = hyper(None, ANY_REAL)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         return exponential_value(
             count, self.init_value, self.transition_steps, self.decay_rate,
@@ -52,6 +54,7 @@ class ExponentialDecay(Schedule):
         )
 
 
+@precision_doc
 def exponential_decay(
     init_value: Hyper,
     transition_steps: Hyper,
@@ -65,6 +68,8 @@ def exponential_decay(
     With ``staircase`` the exponent is floored (a step every $T$ steps). With
     ``end_value`` the value is bounded below (above, if $r > 1$) by it.
     $T \le 0$ or $r = 0$ give the constant $\eta_0$, as in optax.
+
+    {precision}
     """
     return ExponentialDecay(init_value, transition_steps, decay_rate, transition_begin, staircase, end_value)
 
@@ -76,6 +81,7 @@ class InverseTimeDecay(Schedule):
     transition_steps: Hyper = hyper(1, POSITIVE)
     staircase: bool = static(False)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         p = count / self.transition_steps
         if self.staircase:
@@ -83,6 +89,7 @@ class InverseTimeDecay(Schedule):
         return self.init_value / (1 + self.decay_rate * p)
 
 
+@precision_doc
 def inverse_time_decay(
     init_value: Hyper, decay_rate: Hyper, transition_steps: Hyper = 1, staircase: bool = False
 ) -> InverseTimeDecay:
@@ -90,6 +97,8 @@ def inverse_time_decay(
 
     With ``staircase`` the ratio $n/T$ is floored. ($T = 1$ gives the seed's
     $\eta_0/(1+d\,n)$; the same rule as Keras' ``InverseTimeDecay``.)
+
+    {precision}
     """
     return InverseTimeDecay(init_value, decay_rate, transition_steps, staircase)
 
@@ -101,10 +110,12 @@ class CosineDecaySchedule(Schedule):
     alpha: Hyper = hyper(0.0, ANY_REAL)
     exponent: Hyper = hyper(1.0, ANY_REAL)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         return cosine_value(count, self.init_value, self.decay_steps, self.alpha, self.exponent)
 
 
+@precision_doc
 def cosine_decay_schedule(
     init_value: Hyper, decay_steps: Hyper, alpha: Hyper = 0.0, exponent: Hyper = 1.0
 ) -> CosineDecaySchedule:
@@ -113,6 +124,8 @@ def cosine_decay_schedule(
     .. math::
         \eta_n = \eta_0\left[(1-\alpha)\left(\tfrac12\left(1+\cos\tfrac{\pi\min(n,T)}{T}\right)\right)^{p}
         + \alpha\right]
+
+    {precision}
 
     References:
       Loshchilov & Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts*, ICLR 2017.

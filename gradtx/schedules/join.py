@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from gradtx.core.hyperparams import ANY_REAL, NONNEGATIVE, Hyper, Schedule, as_schedule
 from gradtx.core.module import child, hyper, static
+from gradtx.schedules._precision import own_precision, precision_doc, schedule_dtype, schedule_value
 from gradtx.schedules.decay import exponential_value
 from gradtx.schedules.polynomial import cosine_value, polynomial_value
 
@@ -37,14 +38,25 @@ class JoinSchedules(Schedule):
         super().__post_init__()
 
     def __call__(self, count: jax.Array) -> jax.Array:
+        # The count is passed on as is: each schedule converts it to its own
+        # dtype (and a plain function still gets an integer count). The value is
+        # in the dtype of all the numbers, the schedules' included.
         out = self.schedules[0](count)
         for boundary, schedule in zip(self.boundaries, self.schedules[1:]):
             out = jnp.where(count < boundary, out, schedule(count - boundary))
-        return out
+        return schedule_value(out, schedule_dtype(self))
 
 
+@precision_doc
 def join_schedules(schedules: Sequence[Any], boundaries: Sequence[Hyper]) -> JoinSchedules:
-    """Runs ``schedules[i]`` from ``boundaries[i-1]`` on, each restarting its count at 0."""
+    """Runs ``schedules[i]`` from ``boundaries[i-1]`` on, each restarting its count at 0.
+
+    Each schedule is evaluated in its own precision on ``count - boundary``; the
+    value returned is in the dtype of all the numbers (the schedules' and the
+    boundaries'), as for a single schedule:
+
+    {precision}
+    """
     return JoinSchedules(tuple(as_schedule(s) for s in schedules), tuple(boundaries))
 
 
@@ -69,6 +81,7 @@ class WarmupCosineDecaySchedule(Schedule):
                 f"included) must exceed `warmup_steps`, got {self.decay_steps} <= {self.warmup_steps}."
             )
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         warm = polynomial_value(count, self.init_value, self.peak_value, 1, self.warmup_steps, 0)
         alpha = jnp.where(self.peak_value == 0, 0.0, self.end_value / jnp.where(self.peak_value == 0, 1, self.peak_value))
@@ -78,6 +91,7 @@ class WarmupCosineDecaySchedule(Schedule):
         return jnp.where(count < self.warmup_steps, warm, decay)
 
 
+@precision_doc
 def warmup_cosine_decay_schedule(
     init_value: Hyper,
     peak_value: Hyper,
@@ -92,6 +106,8 @@ def warmup_cosine_decay_schedule(
     cosine decay over the remaining ``decay_steps - W`` steps (``decay_steps``
     is the total length, as in optax) to $\eta_{end}$. All six numbers are
     leaves: ``jax.vmap`` over ``peak_value`` is a learning-rate sweep.
+
+    {precision}
 
     References:
       Loshchilov & Hutter, *SGDR*, ICLR 2017; Goyal et al., *Accurate, Large
@@ -111,6 +127,7 @@ class WarmupExponentialDecaySchedule(Schedule):
     staircase: bool = static(False)
     end_value: Hyper | None = hyper(None, ANY_REAL)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         warm = polynomial_value(count, self.init_value, self.peak_value, 1, self.warmup_steps, 0)
         decay = exponential_value(
@@ -120,6 +137,7 @@ class WarmupExponentialDecaySchedule(Schedule):
         return jnp.where(count < self.warmup_steps, warm, decay)
 
 
+@precision_doc
 def warmup_exponential_decay_schedule(
     init_value: Hyper,
     peak_value: Hyper,
@@ -133,6 +151,8 @@ def warmup_exponential_decay_schedule(
     r"""Linear warmup to ``peak_value``, then :func:`exponential_decay` from it.
 
     The decay's count starts at 0 when the warmup ends.
+
+    {precision}
     """
     return WarmupExponentialDecaySchedule(
         init_value, peak_value, warmup_steps, transition_steps, decay_rate, transition_begin, staircase, end_value
@@ -145,6 +165,9 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Hyper]]) -> JoinSchedules
     Args:
       cosine_kwargs: one dict of ``warmup_cosine_decay_schedule`` arguments
         per cycle; cycle $i$ lasts its ``decay_steps``.
+
+    Returns:
+      A :func:`join_schedules` of the cycles (see it for the precision).
 
     References:
       Loshchilov & Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts*, ICLR 2017.

@@ -7,9 +7,11 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from gradtx.core.hyperparams import ANY_REAL, NONNEGATIVE, POSITIVE, UNIT_CLOSED, Hyper, Schedule
+from gradtx.core.hyperparams import ANY_REAL, NONNEGATIVE, POSITIVE, UNIT_CLOSED, Hyper, Schedule, concrete_value
 from gradtx.core.module import hyper, static
+from gradtx.schedules._precision import own_precision, precision_doc
 
 __all__ = [
     "PiecewiseConstantSchedule",
@@ -27,7 +29,8 @@ def _split(where: str, boundaries_and_scales: Mapping[int, float] | None) -> tup
         return (), ()
     items = sorted(boundaries_and_scales.items())
     bounds, scales = tuple(b for b, _ in items), tuple(s for _, s in items)
-    if any(s < 0 for s in scales):
+    known = [a for a in map(concrete_value, scales) if a is not None]  # traced scales: unchecked
+    if any(np.any(a < 0) for a in known):
         raise ValueError(f"gx.{where}: `boundaries_and_scales` must have scales >= 0, got {list(scales)}.")
     return bounds, scales
 
@@ -38,6 +41,7 @@ class PiecewiseConstantSchedule(Schedule):
     boundaries: tuple = hyper((), ANY_REAL)
     scales: tuple = hyper((), NONNEGATIVE)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         v = self.init_value
         for b, s in zip(self.boundaries, self.scales):
@@ -46,6 +50,7 @@ class PiecewiseConstantSchedule(Schedule):
         return v
 
 
+@precision_doc
 def piecewise_constant_schedule(
     init_value: Hyper, boundaries_and_scales: Mapping[int, float] | None = None
 ) -> PiecewiseConstantSchedule:
@@ -55,6 +60,8 @@ def piecewise_constant_schedule(
       init_value: the value before the first boundary.
       boundaries_and_scales: ``{step: scale}``; from ``step`` on the value is
         multiplied by ``scale`` (>= 0). Steps and scales become leaves.
+
+    {precision}
     """
     bounds, scales = _split("piecewise_constant_schedule", boundaries_and_scales)
     return PiecewiseConstantSchedule(init_value, bounds, scales)
@@ -94,10 +101,12 @@ class PiecewiseInterpolateSchedule(Schedule):
             )
         super().__post_init__()
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         return interpolate_value(count, self.interpolate_type, self.init_value, self.boundaries, self.scales)
 
 
+@precision_doc
 def piecewise_interpolate_schedule(
     interpolate_type: str, init_value: Hyper, boundaries_and_scales: Mapping[int, float] | None = None
 ) -> PiecewiseInterpolateSchedule:
@@ -105,6 +114,8 @@ def piecewise_interpolate_schedule(
 
     The value at each boundary is ``init_value`` times the product of the
     scales up to it; after the last boundary it stays constant.
+
+    {precision}
     """
     bounds, scales = _split("piecewise_interpolate_schedule", boundaries_and_scales)
     return PiecewiseInterpolateSchedule(interpolate_type, init_value, bounds, scales)
@@ -133,6 +144,7 @@ class OneCycleSchedule(Schedule):
     div_factor: Hyper = hyper(25.0, POSITIVE)
     final_div_factor: Hyper = hyper(1e4, POSITIVE)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         t = self.transition_steps
         up = _floor_steps(self.pct_start * t)
@@ -145,6 +157,7 @@ class OneCycleSchedule(Schedule):
         return interpolate_value(count, self.interpolate_type, self.peak_value / self.div_factor, bounds, scales)
 
 
+@precision_doc
 def linear_onecycle_schedule(
     transition_steps: Hyper,
     peak_value: Hyper,
@@ -160,12 +173,15 @@ def linear_onecycle_schedule(
     $\eta_{peak}/d$ over $[p_s T, p_f T)$, then down to $\eta_{peak}/(d f)$ at $T$;
     constant afterwards ($p_s$ = ``pct_start``, $p_f$ = ``pct_final``).
 
+    {precision}
+
     References:
       Smith & Topin, *Super-Convergence*, 2017.
     """
     return OneCycleSchedule("linear", transition_steps, peak_value, pct_start, pct_final, div_factor, final_div_factor)
 
 
+@precision_doc
 def cosine_onecycle_schedule(
     transition_steps: Hyper,
     peak_value: Hyper,
@@ -175,6 +191,8 @@ def cosine_onecycle_schedule(
 ) -> OneCycleSchedule:
     r"""Cosine one-cycle: cosine up from $\eta_{peak}/d$ to $\eta_{peak}$ over
     ``pct_start`` of the steps, then cosine down to $\eta_{peak}/(d f)$.
+
+    {precision}
 
     References:
       Smith & Topin, *Super-Convergence*, 2017.

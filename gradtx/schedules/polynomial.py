@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from gradtx.core.hyperparams import ANY_REAL, Hyper, Schedule
 from gradtx.core.module import hyper
+from gradtx.schedules._precision import own_precision, precision_doc
 
 __all__ = [
     "ConstantSchedule",
@@ -44,12 +45,17 @@ class ConstantSchedule(Schedule):
     gx_name = "constant_schedule"
     value: Hyper = hyper(check=ANY_REAL)
 
-    def __call__(self, count):
+    @own_precision
+    def __call__(self, count: jax.Array) -> jax.Array:
         return self.value
 
 
+@precision_doc
 def constant_schedule(value: Hyper) -> ConstantSchedule:
-    """The same value at every step."""
+    """The same value at every step.
+
+    {precision}
+    """
     return ConstantSchedule(value)
 
 
@@ -61,12 +67,14 @@ class PolynomialSchedule(Schedule):
     transition_steps: Hyper = hyper(check=ANY_REAL)
     transition_begin: Hyper = hyper(0, ANY_REAL)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
         return polynomial_value(
             count, self.init_value, self.end_value, self.power, self.transition_steps, self.transition_begin
         )
 
 
+@precision_doc
 def polynomial_schedule(
     init_value: Hyper,
     end_value: Hyper,
@@ -82,10 +90,13 @@ def polynomial_schedule(
     Constant ``init_value`` before ``transition_begin`` ($n_0$) and ``end_value``
     after $n_0 + T$. A non-positive $T$ gives the constant ``init_value`` (as
     in optax); a negative $n_0$ counts as 0.
+
+    {precision}
     """
     return PolynomialSchedule(init_value, end_value, power, transition_steps, transition_begin)
 
 
+@precision_doc
 def linear_schedule(
     init_value: Hyper, end_value: Hyper, transition_steps: Hyper, transition_begin: Hyper = 0
 ) -> PolynomialSchedule:
@@ -97,6 +108,8 @@ def linear_schedule(
 
     Rule of thumb from the seed: $\tau \approx 100 \times$ epochs (in steps) and
     $\alpha_\tau = \alpha_0/100$. A polynomial schedule with power 1.
+
+    {precision}
 
     References:
       Goodfellow, Bengio & Courville, *Deep Learning*, 2016, Sec. 8.3.1.

@@ -16,26 +16,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.core.base import apply_updates
+from gradtx.core.numerics import weakly_typed
 from gradtx.sweeps.space import Space
 
 __all__ = ["Engine", "RunState", "Settings", "metric_dtype", "as_python_number", "resolve_data", "select_batch"]
 
-try:  # weak typing is what Python scalars get; JAX exposes no public way to ask for it
-    from jax._src.lax.lax import _convert_element_type as _convert
-except ImportError:  # pragma: no cover - a future JAX; values then stay strongly typed
-    _convert = None
-
-
 def as_python_number(x: jax.Array) -> jax.Array:
     """``x`` weakly typed, so that a swept value behaves exactly like the Python float a user types.
 
-    A strongly typed float64 learning rate would, for example, turn a float32
-    schedule computation into a float64 one; weakly typed, it defers to the
-    other operand's dtype as ``0.1`` does.
+    (The factories store every floating hyperparameter weakly typed anyway,
+    see :func:`gradtx.core.hyperparams.as_leaf`; this keeps values that reach
+    a user's own factory the same.)
     """
-    if _convert is None or not jnp.issubdtype(x.dtype, jnp.floating):
-        return x
-    return _convert(x, weak_type=True)
+    return weakly_typed(x)
 
 
 def resolve_data(data: Any, who: str) -> tuple[str, Callable | None, Any]:
@@ -103,7 +96,10 @@ class Engine:
 
     Attributes:
       loss_fn: ``loss_fn(params)`` or, with data, ``loss_fn(params, batch)``.
-      space: the search space the optimizer is built from.
+      space: the search space the optimizer is built from, kept as its
+        :meth:`~gradtx.Space.structure` (converted on construction): the
+        swept values are arguments of the compiled program, so a space with
+        other grid values or bounds but the same structure reuses it.
       data_kind: ``"none"``, ``"array"`` (leading axis of batches, cycled) or
         ``"fn"`` (``data_fn(key, step) -> batch``).
       data_fn: the batch function for ``data_kind == "fn"``.
@@ -115,6 +111,9 @@ class Engine:
     data_kind: str = "none"
     data_fn: Callable[[jax.Array, jax.Array], Any] | None = None
     eval_fn: Callable[[Any], jax.Array] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "space", self.space.structure())
 
     def optimizer(self, values: dict) -> Any:
         """The run's optimizer, built from its (traced) values."""

@@ -20,6 +20,7 @@ import numpy as np
 from gradtx.core.base import apply_updates
 from gradtx.core.hyperparams import POSITIVE, Hyper, Schedule
 from gradtx.core.module import hyper
+from gradtx.schedules._precision import own_precision, precision_doc
 from gradtx.sweeps.engine import metric_dtype, resolve_data, select_batch
 from gradtx.sweeps.plotting import _pyplot
 from gradtx.sweeps.runner import check_params
@@ -28,13 +29,13 @@ from gradtx.transforms.combine import as_transform
 __all__ = ["GeometricSchedule", "LRRangeResult", "lr_range_test", "steepest_lr", "valley_lr"]
 
 
+@precision_doc
 class GeometricSchedule(Schedule):
     r"""$\eta_n = \eta_0 (\eta_1/\eta_0)^{n/N}$: from ``init_value`` at 0 to ``end_value`` at $N$.
 
-    The exponential schedule of the range test (fastai's ``SchedExp``). Unlike
-    :func:`gradtx.exponential_decay`, whose exponent is computed from the int32
-    count in float32, the exponent is computed in JAX's default float (float64
-    under x64), so the rates are geometric to that precision.
+    The exponential schedule of the range test (fastai's ``SchedExp``).
+
+    {precision}
     """
 
     gx_name = "GeometricSchedule"
@@ -42,9 +43,9 @@ class GeometricSchedule(Schedule):
     end_value: Hyper = hyper(check=POSITIVE)
     transition_steps: Hyper = hyper(check=POSITIVE)
 
+    @own_precision
     def __call__(self, count: jax.Array) -> jax.Array:
-        n = jnp.asarray(count).astype(jnp.result_type(float))
-        return self.init_value * (self.end_value / self.init_value) ** (n / self.transition_steps)
+        return self.init_value * (self.end_value / self.init_value) ** (count / self.transition_steps)
 
 
 @dataclasses.dataclass(frozen=True)

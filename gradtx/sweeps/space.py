@@ -156,6 +156,41 @@ class _Uniform(Dimension):
         return f"{'log_uniform' if self.log else 'uniform'}({self.low:g}, {self.high:g})"
 
 
+class _Slot(Dimension):
+    """A dimension without its values, in :meth:`Space.structure`: its kind and integer-ness only.
+
+    Two slots are equal when their kinds are, so a compiled sweep, which
+    receives the values as arrays, is reused for any values of that kind.
+    """
+
+    def __init__(self, dim: Dimension):
+        self.kind = dim.kind if isinstance(dim, _Slot) else repr(dim).split("(")[0]  # grid, log_uniform, ...
+        self.integer = dim.is_integer
+        self.deterministic = dim.deterministic
+        self.continuous = dim.continuous
+
+    @property
+    def is_integer(self) -> bool:
+        return self.integer
+
+    def _no_values(self) -> TypeError:
+        return TypeError(f"{self!r} has no values: it is part of Space.structure(); sample from the Space itself.")
+
+    @property
+    def values(self) -> tuple:
+        raise self._no_values()
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        raise self._no_values()
+
+    def sample(self, key, shape, dtype):
+        raise self._no_values()
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}{' (int)' if self.integer else ''}>"
+
+
 def grid(values_or_low: Any, high: Any = None, num: int | None = None, *, log: bool = False) -> Dimension:
     """A deterministic dimension: ``grid([a, b, c])`` or ``grid(low, high, num, log=...)``.
 
@@ -259,6 +294,25 @@ class Space:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"Space({self.name}, {args})"
+
+    def structure(self) -> Space:
+        """This space with each dimension's values dropped: what a compiled sweep depends on.
+
+        The factory, the fixed arguments, and each dimension's path, kind
+        (grid, choice, uniform, log-uniform) and integer-ness are kept; grid
+        and choice values and random bounds are not (they reach the program
+        as the ``(N,)`` value arrays). ``a.structure() == b.structure()`` for
+        ``Space(gx.sgd, learning_rate=[0.1, 0.2])`` and ``[0.3, 0.4]``, so
+        :func:`gradtx.sweep` reuses its compiled program. The result can
+        :meth:`build` optimizers but not :meth:`sample` values.
+        """
+        out = object.__new__(Space)
+        out.fn = self.fn
+        out.kwargs = {
+            k: v.structure() if isinstance(v, Space) else _Slot(v) if isinstance(v, Dimension) else v
+            for k, v in self.kwargs.items()
+        }
+        return out
 
     # -- values ------------------------------------------------------------
     def size(self, num: int | None = None) -> int:

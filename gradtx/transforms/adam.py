@@ -106,26 +106,6 @@ def direction_bound(b1: Any, b2: Any, count: Any, *, nesterov: bool = False,
     return bound * (1 + b1) if nesterov else bound
 
 
-def _saturate(tree: Any, like: Any) -> Any:
-    """Casts to ``like``'s dtype with ``+inf`` replaced by its largest finite value (NaN propagates).
-
-    A ``select`` rather than ``minimum``: with ``minimum`` XLA:CPU re-derives
-    the moment inside the update's loop from the old, donated one and inserts a
-    full copy of it (one more pass over memory per step).
-    """
-    def clamp(x, top):
-        return jax.lax.select(x > top, jax.lax.full_like(x, top), x)
-
-    def one(x, y):
-        dtype = jnp.result_type(y)
-        top = jnp.finfo(dtype).max
-        if jnp.iscomplexobj(x):  # a real value stored in a complex moment
-            return jax.lax.complex(clamp(x.real, top), x.imag).astype(dtype)
-        return gt.cast(clamp(x, top), dtype)
-
-    return gt.tree_map_none(one, tree, like)
-
-
 def _as_computed(stored: Any, like: Any) -> Any:
     """A moment as stored (e.g. bfloat16), promoted back to the arithmetic's dtype (``like``'s).
 
@@ -190,13 +170,14 @@ class ScaleByAdam(GradientTransformation):
     def update(self, updates, state, params=None, **extra_args):
         h = evaluate(self, state.count)
         mu = _as_computed(gt.cast_like(gt.update_moment(updates, state.mu, h.b1, 1), state.mu), updates)
-        nu = _saturate(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
+        nu = gt.saturate_like(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
         if self.nesterov:
+            b1, one_minus_b1 = gt.ema_weights(h.b1)
             mu_hat = gt.tree_map_none(
-                lambda m, g: h.b1 * m + (1 - h.b1) * g,
-                gt.bias_correction(mu, h.b1, safe_increment(count)),
-                gt.bias_correction(updates, h.b1, count),
+                lambda m, g: b1 * m + one_minus_b1 * g,
+                gt.bias_correction(mu, b1, safe_increment(count)),
+                gt.bias_correction(updates, b1, count),
             )
         else:
             mu_hat = gt.bias_correction(mu, h.b1, count)
@@ -318,12 +299,12 @@ class ScaleByAmsgrad(GradientTransformation):
     def update(self, updates, state, params=None, **extra_args):
         h = evaluate(self, state.count)
         mu = _as_computed(gt.cast_like(gt.update_moment(updates, state.mu, h.b1, 1), state.mu), updates)
-        nu = _saturate(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
+        nu = gt.saturate_like(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
         mu_hat = gt.bias_correction(mu, h.b1, count) if self.bias_correction_mu else mu
         nu_c = _as_computed(nu, mu_hat)
         nu_eff = gt.bias_correction(nu_c, h.b2, count) if self.bias_correction_nu else nu_c
-        nu_max = _saturate(gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff), state.nu_max)
+        nu_max = gt.saturate_like(gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff), state.nu_max)
         out = _adam_direction(mu_hat, nu_max, _as_computed(nu_max, mu_hat), h.eps, h.eps_root)
         return out, ScaleByAmsgradState(count, gt.cast_like(mu, state.mu), nu, nu_max)
 

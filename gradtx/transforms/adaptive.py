@@ -90,9 +90,16 @@ class ScaleByRms(GradientTransformation):
             scaling = gt.tree_map_none(lambda v: jax.lax.rsqrt(v + h.eps), var)
         else:
             scaling = gt.tree_map_none(lambda v: 1 / (jnp.sqrt(v) + h.eps), var)
-        updates = gt.tree_map_none(lambda g, s: s * g, updates, scaling)
+        out = gt.tree_map_none(lambda g, s: s * g, updates, scaling)
+        # Where g^2 overflowed, nu is inf: the update is its limit sign(g) / sqrt(1 - decay)
+        # (times sqrt(1 - decay^t) when debiased), not optax's 0 (or NaN, centred).
+        b, one_minus = gt.ema_weights(h.decay)
+        bound = jax.lax.rsqrt(one_minus)
+        if self.bias_correction:
+            bound = bound * jnp.sqrt(1 - b**count)
+        out = _overflow_guard(out, updates, nu, bound)
         mu = gt.cast_like(mu, state.mu) if self.centered else None
-        return updates, ScaleByRmsState(gt.cast_like(nu, state.nu), mu, count)
+        return out, ScaleByRmsState(gt.saturate_like(nu, state.nu), mu, count)
 
 
 @fill
@@ -161,8 +168,28 @@ class ScaleByRss(GradientTransformation):
         h = evaluate(self, state.count)
         sos = gt.tree_map_none(lambda g, t: abs_sq(g) + t, updates, state.sum_of_squares)
         inv = gt.tree_map_none(lambda t: jnp.where(t > 0, jax.lax.rsqrt(t + h.eps), 0.0), sos)
-        updates = gt.tree_map_none(lambda g, s: s * g, updates, inv)
-        return updates, ScaleByRssState(gt.cast_like(sos, state.sum_of_squares), next_count(state.count))
+        out = gt.tree_map_none(lambda g, s: s * g, updates, inv)
+        out = _overflow_guard(out, updates, sos, 1.0)  # where g^2 overflowed: its limit, sign(g)
+        return out, ScaleByRssState(gt.saturate_like(sos, state.sum_of_squares), next_count(state.count))
+
+
+def _overflow_guard(out: Any, updates: Any, moment: Any, bound: Any) -> Any:
+    r"""``out``, or $\mathrm{sign}(g) \cdot$ ``bound`` where the (unsaturated) ``moment`` is not below
+    the dtype's largest value: where $|g|^2$ overflowed (above about $1.8\cdot10^{19}$ in float32).
+
+    There the moment is dominated by $(1-\beta) g^2$ (AdaGrad: $g^2$), so the
+    update's exact value is its limit $\mathrm{sign}(g)/\sqrt{1-\beta}$ (times
+    $\sqrt{1-\beta^t}$ when debiased; AdaGrad: $\mathrm{sign}(g)$), which is
+    also the bound every update of these rules satisfies. It reads only $g$
+    and the new moment, as the update's loop does anyway. Elsewhere ``out`` is
+    optax's arithmetic, bit for bit. NaN stays NaN.
+    """
+    def one(u, g, m):
+        m = jnp.real(m)
+        ok = m < jnp.finfo(m.dtype).max
+        return jax.lax.select(ok, u, (jnp.sign(g) * bound).astype(u.dtype))
+
+    return gt.tree_map_none(one, out, updates, moment)
 
 
 def scale_by_rss(initial_accumulator_value: Hyper = 0.1, eps: Hyper = 1e-7) -> ScaleByRss:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -74,10 +75,7 @@ class Chain(GradientTransformation):
                 f"(one per transformation), got {got}. Pass the state returned by this "
                 "chain's `init`."
             )
-        if params is not None:
-            check_same_structure(updates, params, "updates", "params", "gx.chain.update")
-        for i, (t, s) in enumerate(zip(self.transforms, state)):
-            _check_member_state(i, t, s, updates)
+        _check_members("gx.chain", range(len(state)), self.transforms, state, updates, params)
         new_state = []
         for t, s in zip(self.transforms, state):
             updates, s = t.update(updates, s, params, **extra_args)
@@ -122,12 +120,26 @@ def _expected_state(t: GradientTransformation, updates: Any) -> Any:
     return expected
 
 
-def _check_member_state(i: int, t: GradientTransformation, s: Any, updates: Any) -> None:
+def _check_members(where: str, keys: Any, transforms: Any, states: Any, updates: Any, params: Any) -> None:
+    """The checks :class:`Chain` and :class:`NamedChain` run before updating.
+
+    ``updates`` and ``params`` must have one structure, and each member's
+    state (``states``, listed in the order of ``keys``: the chain's indices
+    or names) must be shaped like what that member's ``init`` creates.
+    """
+    if params is not None:
+        check_same_structure(updates, params, "updates", "params", f"{where}.update")
+    for k, t, s in zip(keys, transforms, states):
+        _check_member_state(where, k, t, s, updates)
+
+
+def _check_member_state(where: str, k: Any, t: GradientTransformation, s: Any, updates: Any) -> None:
     """Raises ValueError if ``s`` is not shaped like ``t.init`` of this params tree.
 
     Uses ``jax.eval_shape`` (no computation; under ``jit`` it runs at trace
     time, memoised per member and params signature). Members whose ``init``
-    cannot be evaluated abstractly are not checked.
+    cannot be evaluated abstractly are not checked. ``k`` is the member's
+    index (``chain``) or name (``named_chain``).
     """
     expected = _expected_state(t, updates)
     if expected is None:
@@ -147,7 +159,7 @@ def _check_member_state(i: int, t: GradientTransformation, s: Any, updates: Any)
         diff = first_difference(s, expected) or f"got a {type(s).__name__}, expected a {type(expected).__name__}"
     name = getattr(t, "gx_name", type(t).__name__)
     raise ValueError(
-        f"gx.chain.update: `state[{i}]` does not match what member {i} ({name}) creates for "
+        f"{where}.update: `state[{k!r}]` does not match what member {k!r} ({name}) creates for "
         f"these updates ({diff}). The state comes from a different optimizer or a different "
         "params tree: pass the state returned by this optimizer's `init(params)`."
     )
@@ -161,12 +173,17 @@ class NamedChain(GradientTransformation):
     transforms: tuple = child()
 
     def init(self, params):
+        check_float_params(params, "gx.named_chain.init")
         return {n: t.init(params) for n, t in zip(self.names, self.transforms)}
 
     def update(self, updates, state, params=None, **extra_args):
-        missing = [n for n in self.names if n not in state]
-        if missing:
-            raise ValueError(f"gx.named_chain: `state` has no entry for {missing}.")
+        if not isinstance(state, Mapping) or set(state) != set(self.names):
+            got = f"a {type(state).__name__} with keys {list(state)}" if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                f"gx.named_chain: `state` must be a dict with one state per name {list(self.names)}, "
+                f"got {got}. Pass the state returned by this chain's `init`."
+            )
+        _check_members("gx.named_chain", self.names, self.transforms, [state[n] for n in self.names], updates, params)
         new_state = {}
         for n, t in zip(self.names, self.transforms):
             updates, new_state[n] = t.update(updates, state[n], params, **extra_args)

@@ -19,6 +19,7 @@ import numpy as np
 
 from gradtx.core.base import NO_PARAMS_MSG, GradientTransformation, next_count, schedule_count
 from gradtx.core.hyperparams import NONNEGATIVE, POSITIVE, UNIT_INTERVAL, Hyper, evaluate
+from gradtx.core.interop import missing_extra_args_message
 from gradtx.core.module import Check, hyper, static
 from gradtx.core import tree as gt
 
@@ -131,9 +132,12 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
         missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]
         if missing:
             raise ValueError(
-                f"{_WHERE}: `update` needs the extra keyword argument(s) {', '.join(f'`{m}`' for m in missing)}: "
-                "call `opt.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)` with "
-                "`value` = loss_fn(params) and `value_fn` the objective (params, **data) -> scalar."
+                missing_extra_args_message(
+                    _WHERE,
+                    missing,
+                    "call `opt.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)` "
+                    "with `value` = loss_fn(params) and `value_fn` the objective (params, **data) -> scalar.",
+                )
             )
         if params is None:
             raise ValueError(f"{_WHERE}: {NO_PARAMS_MSG}")

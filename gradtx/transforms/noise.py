@@ -33,24 +33,41 @@ def _is_typed_key(x: Any) -> bool:
     return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _is_raw_key(shape: tuple, dtype: Any) -> bool:
+    """A legacy ``jax.random.PRNGKey``: ``uint32[2]``, or a batch of them ``uint32[..., 2]``."""
+    return len(shape) >= 1 and shape[-1] == 2 and dtype == np.uint32
+
+
 def _canonical_key(key: Any) -> jax.Array:
-    """A typed key from a typed key, an integer seed or a raw ``uint32[2]`` key."""
+    """One typed key from a typed key, an integer seed or a raw ``uint32[2]`` key.
+
+    Raises ValueError if ``key`` holds a batch of keys: those are for
+    ``jax.vmap``, under which each call sees one key.
+    """
     if _is_typed_key(key):
-        return key
-    if jnp.shape(key) == (2,) and jnp.result_type(key) == jnp.uint32:
-        return jax.random.wrap_key_data(key)
-    return jax.random.key(key)
+        typed = key
+    elif _is_raw_key(jnp.shape(key), jnp.result_type(key)):
+        typed = jax.random.wrap_key_data(key)
+    else:
+        typed = None if jnp.ndim(key) else jax.random.key(key)
+    if typed is None or typed.shape != ():
+        raise ValueError(
+            f"gx.add_noise: `key` holds a batch of keys (shape {jnp.shape(key)}), but `init` "
+            "needs one. Map over the batch with `jax.vmap` (e.g. `jax.vmap(lambda t: t.init(params))"
+            "(tx)`, with every leaf of `tx` batched), or pass a single key."
+        )
+    return typed
 
 
 def _check_key(key: Any) -> None:
+    """Raises TypeError unless ``key`` is a seed or key, or a batch of either (for ``jax.vmap``)."""
     if _is_typed_key(key):
         return
     try:
         arr = np.asarray(key)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
         return  # traced: checked by nothing, by design
-    raw = arr.shape == (2,) and arr.dtype == np.uint32
-    if not raw and (arr.shape != () or arr.dtype.kind not in "iu"):
+    if arr.dtype.kind not in "iu":
         raise TypeError(
             f"gx.add_noise: `key` must be an integer seed or a JAX PRNG key "
             f"(jax.random.key(seed)), got {key!r}."
@@ -107,8 +124,12 @@ def add_noise(eta: Hyper, gamma: Hyper, key: Any = None, *, seed: int | None = N
       eta: base variance $\eta \ge 0$ (the paper tries 0.01, 0.3, 1.0).
       gamma: annealing exponent $\gamma \ge 0$ (the paper: 0.55).
       key: an integer seed or a JAX PRNG key (``jax.random.key(0)``; a legacy
-        ``uint32[2]`` key is wrapped). None means seed 0 (optax warns and uses 0;
-        gradtx does not warn). A pytree leaf, so a new seed does not recompile.
+        ``uint32[2]`` key from ``jax.random.PRNGKey`` is wrapped). None means
+        seed 0 (optax warns and uses 0; gradtx does not warn). A pytree leaf,
+        so a new seed does not recompile, and a batch of keys (typed ``(N,)``,
+        legacy ``uint32[N, 2]`` or seeds ``(N,)``) maps under ``jax.vmap``:
+        ``jax.vmap(lambda k: gx.add_noise(eta, gamma, k))(keys)``, or the keys
+        given directly with the other leaves batched too.
       seed: optax's deprecated name for an integer ``key``; give only one of them.
 
     ``eta`` and ``gamma`` are pytree leaves (floats, arrays or schedules):
@@ -117,6 +138,10 @@ def add_noise(eta: Hyper, gamma: Hyper, key: Any = None, *, seed: int | None = N
 
     Returns:
       {returns_tx} State: :class:`AddNoiseState`.
+
+    Raises:
+      TypeError: ``key`` is neither integers nor a PRNG key (at construction).
+      ValueError: ``init`` is called, outside ``jax.vmap``, on a batch of keys.
 
     Example:
       >>> import jax.numpy as jnp, gradtx as gx

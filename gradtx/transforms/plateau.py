@@ -11,6 +11,7 @@ import numpy as np
 from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.hyperparams import NONNEGATIVE, NONNEGATIVE_INTEGER, POSITIVE_INTEGER, UNIT_CLOSED, Hyper, is_scheduled
+from gradtx.core.interop import missing_extra_args_message
 from gradtx.core.module import Check, hyper
 from gradtx.core.numerics import as_int32, safe_increment, zero_count
 from gradtx.core.tree import tree_map_none
@@ -94,9 +95,9 @@ class ReduceOnPlateau(GradientTransformation):
     def update(self, updates, state, params=None, *, value=None, **extra_args):
         if value is None:
             raise TypeError(
-                "gx.reduce_on_plateau: `update` needs the loss as the keyword argument "
-                "`value`: call `tx.update(grads, state, params, value=loss)` (a chain "
-                "passes `value=` on to its members)."
+                missing_extra_args_message(
+                    "gx.reduce_on_plateau", ["value"], "pass the loss, `tx.update(grads, state, params, value=loss)`."
+                )
             )
         if jnp.ndim(value) != 0:
             raise ValueError(
@@ -148,7 +149,8 @@ def reduce_on_plateau(
 
     ``update`` takes the loss as a keyword argument,
     ``update(updates, state, params=None, *, value=loss)``; inside a
-    :func:`~gradtx.chain` pass ``value=`` to the chain, which hands it on.
+    :func:`~gradtx.chain` pass ``value=`` to the chain, which hands it on
+    (inside ``optax.chain`` wrap this transform with :func:`~gradtx.as_optax`).
     Losses are averaged over windows of ``accumulation_size`` calls; at the end
     of each window the mean $\bar v$ is compared with the best mean $b$ so far:
 

@@ -8,7 +8,7 @@ import jax
 
 from gradtx.core.base import GradientTransformation
 from gradtx.core.module import HashableTree, child, static
-from gradtx.core.tree import first_difference, is_none
+from gradtx.core.tree import is_none, prefix_mismatch
 
 __all__ = ["MaskedNode", "MaskedState", "Masked", "masked"]
 
@@ -38,19 +38,22 @@ class Masked(GradientTransformation):
         """One flag per leaf of ``tree`` (a prefix mask is expanded), and its treedef."""
         mask = self.mask(tree) if callable(self.mask) else self.mask.value
         treedef = jax.tree.structure(tree, is_leaf=is_none)
-        try:
-            expanded = jax.tree.map(
-                lambda m, sub: jax.tree.map(lambda _: bool(m), sub, is_leaf=is_none), mask, tree,
-                is_leaf=is_none,
-            )
-            flags = treedef.flatten_up_to(expanded)
-        except (ValueError, TypeError) as e:
-            diff = first_difference(mask, tree)
+        diff = prefix_mismatch(mask, tree, "`mask`")
+        if diff is None:
+            try:
+                expanded = jax.tree.map(
+                    lambda m, sub: jax.tree.map(lambda _: bool(m), sub, is_leaf=is_none), mask, tree,
+                    is_leaf=is_none,
+                )
+                flags = treedef.flatten_up_to(expanded)
+            except (ValueError, TypeError) as e:
+                diff = str(e)
+        if diff is not None:
             raise ValueError(
-                f"gx.masked: `mask` does not match the params/updates tree ({diff or e}). "
-                "Give a pytree of booleans with the params' structure (or a prefix of it), "
-                "or a function params -> mask."
-            ) from None
+                f"gx.masked: `mask` does not match the params/updates tree ({diff}). "
+                "Give a pytree of booleans with the params' structure (or a prefix of it: "
+                "one boolean for a whole subtree), or a function params -> mask."
+            )
         return flags, treedef
 
     @staticmethod

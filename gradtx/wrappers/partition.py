@@ -10,7 +10,7 @@ import jax
 from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
 from gradtx.core.module import HashableTree, child, static
-from gradtx.core.tree import is_none
+from gradtx.core.tree import is_none, prefix_mismatch
 from gradtx.wrappers.masked import Masked
 
 __all__ = ["PartitionState", "Partition", "partition"]
@@ -26,33 +26,6 @@ class PartitionState(NamedTuple):
     inner_states: Any
 
 
-def _children(x: Any) -> tuple[Any, list[tuple[Any, Any]]]:
-    """One level of ``x``: its node structure and its ``(key, child)`` pairs."""
-    pairs, treedef = jax.tree_util.tree_flatten_with_path(x, is_leaf=lambda n: n is not x)
-    return treedef, [(path[0], c) for path, c in pairs]
-
-
-def _prefix_mismatch(labels: Any, tree: Any, path: tuple = ()) -> str | None:
-    """Describes the first path where ``labels`` is not a prefix of ``tree``, or None."""
-    if jax.tree_util.treedef_is_leaf(jax.tree.structure(labels, is_leaf=is_none)):
-        return None  # a label (or None) covers the whole subtree
-    lab_def, lab_kids = _children(labels)
-    tree_def, tree_kids = _children(tree)
-    if lab_def != tree_def:
-        where = jax.tree_util.keystr(path) or "<root>"
-        lab_keys = [jax.tree_util.keystr((k,)) for k, _ in lab_kids]
-        tree_keys = [jax.tree_util.keystr((k,)) for k, _ in tree_kids]
-        return (
-            f"at {where} the labels are a {type(labels).__name__} with children {lab_keys} "
-            f"but the params are a {type(tree).__name__} with children {tree_keys}"
-        )
-    for (k, lab), (_, sub) in zip(lab_kids, tree_kids):
-        diff = _prefix_mismatch(lab, sub, path + (k,))
-        if diff:
-            return diff
-    return None
-
-
 class Partition(GradientTransformation):
     """See :func:`partition`."""
 
@@ -63,7 +36,7 @@ class Partition(GradientTransformation):
     def _groups(self, tree: Any) -> dict[Hashable, Masked]:
         """One :class:`Masked` transform per label, each masking in that label's leaves."""
         labels = self.param_labels(tree) if callable(self.param_labels) else self.param_labels.value
-        diff = _prefix_mismatch(labels, tree)
+        diff = prefix_mismatch(labels, tree, "`param_labels`")
         if diff:
             raise ValueError(
                 f"gx.partition: `param_labels` does not match the params/updates tree ({diff}). "
