@@ -41,11 +41,15 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:5.2f}x"
 
 
+STEP_OPTIONS: dict = {}  # --sizes / --workloads / --trials, for a focused step run
+
+
 def section_step(quick: bool) -> dict:
     import step
 
-    sizes = [10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8]
-    rows = step.run(sizes, rounds=5 if quick else 6, trials=1 if quick else 16)
+    sizes = STEP_OPTIONS.get("sizes") or ([10**4, 10**6] if quick else [10**4, 10**5, 10**6, 10**7, 10**8])
+    trials = STEP_OPTIONS.get("trials") or (1 if quick else 16)
+    rows = step.run(sizes, rounds=5 if quick else 6, trials=trials, names=STEP_OPTIONS.get("workloads"))
     print("\n## Step time (median per step; ratios < 1 mean faster)\n")
     out = []
     for r in rows:
@@ -131,7 +135,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer rounds (< 2 min)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--sizes", default=None, help="step section: comma-separated sizes, e.g. 1e4,1e6")
+    parser.add_argument("--workloads", default=None, help="step section: e.g. adam,sgd_momentum")
+    parser.add_argument("--trials", type=int, default=None, help="step section: trials at 1e6 and 1e7")
     args = parser.parse_args(argv)
+    if args.sizes:
+        STEP_OPTIONS["sizes"] = [int(float(x)) for x in args.sizes.split(",")]
+    if args.workloads:
+        STEP_OPTIONS["workloads"] = [w.strip() for w in args.workloads.split(",")]
+    if args.trials:
+        STEP_OPTIONS["trials"] = args.trials
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in chosen if s not in SECTIONS]
     if bad:

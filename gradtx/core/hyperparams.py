@@ -178,6 +178,7 @@ def evaluate(module: T, count: jax.Array | None) -> T:
     out.__dict__.update(module.__dict__)
     for n, v in zip(names, values):
         object.__setattr__(out, n, v)
+    type(out)._gx_set_flat(out)
     return out
 
 

@@ -22,6 +22,7 @@ bypasses ``__init__``, so validation runs only when a user constructs one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from typing import Any, Callable
 
@@ -111,6 +112,20 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+_FLAT = "_gx_flat"
+
+
+def _field_key(field: jax.tree_util.GetAttrKey, rest: tuple) -> jax.tree_util.GetAttrKey:
+    """A leaf's key below a field, as one key entry with the nested path's text.
+
+    A module flattens its whole subtree at once, so each leaf gets one key; its
+    ``keystr`` is the one the nested path gives (``.transforms[0].b1``).
+    """
+    if not rest:
+        return field
+    return jax.tree_util.GetAttrKey(field.name + jax.tree_util.keystr(rest))
+
+
 class Module:
     """Base class: subclasses become frozen dataclasses registered as pytrees.
 
@@ -127,27 +142,49 @@ class Module:
         data = tuple(f.name for f in fields if _kind(f)[0] != "static")
         meta = tuple(f.name for f in fields if _kind(f)[0] == "static")
         keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
-
-        def flatten_with_keys(obj):
-            children = tuple((k, getattr(obj, n)) for k, n in zip(keys, data))
-            return children, tuple(getattr(obj, n) for n in meta)
-
         get_data, get_meta = _tuple_getter(data), _tuple_getter(meta)
 
-        def flatten(obj):  # on every jit call: C-level attribute reads only
-            return get_data(obj), get_meta(obj)
+        def set_flat(obj: Any) -> None:
+            # The whole subtree's leaves, flattened once per object (modules are immutable):
+            # flattening on every jit call is then one C-level attribute read, not a Python
+            # callback per nested module (1.3 us of a 10 us SGD step at 1e4 parameters).
+            leaves, child_def = jax.tree.flatten(get_data(obj))
+            object.__setattr__(obj, _FLAT, (tuple(leaves), (child_def, get_meta(obj))))
 
-        def unflatten(aux, children):
+        def flatten_with_keys(obj):
+            pairs, _ = jax.tree_util.tree_flatten_with_path(get_data(obj))
+            children = [(_field_key(keys[path[0].idx], path[1:]), leaf) for path, leaf in pairs]
+            return children, getattr(obj, _FLAT)[1]
+
+        def unflatten(aux, leaves):
+            child_def, meta_values = aux
             obj = object.__new__(cls)
-            for n, v in zip(data, children):
+            for n, v in zip(data, child_def.unflatten(leaves)):
                 object.__setattr__(obj, n, v)
-            for n, v in zip(meta, aux):
+            for n, v in zip(meta, meta_values):
                 object.__setattr__(obj, n, v)
+            object.__setattr__(obj, _FLAT, (tuple(leaves), aux))
             return obj
 
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            set_flat(self)
+
+        cls.__init__ = __init__
+        cls._gx_set_flat = staticmethod(set_flat)
         jax.tree_util.register_pytree_with_keys(
-            cls, flatten_with_keys, unflatten, flatten
+            cls, flatten_with_keys, unflatten, operator.attrgetter(_FLAT)
         )
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != _FLAT}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        type(self)._gx_set_flat(self)
 
     def __post_init__(self) -> None:
         # Imported here: `hyperparams` depends on this module.
