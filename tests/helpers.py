@@ -38,3 +38,14 @@ class CtrlCBar:
 
     def close(self) -> None:
         pass
+
+
+def scaled_learning_rate(lr: Any, factor: float) -> Any:
+    """``lr * factor`` for a number, or the schedule with its starting value scaled."""
+    import dataclasses
+
+    import gradtx as gx
+
+    if isinstance(lr, gx.Schedule):
+        return dataclasses.replace(lr, init_value=lr.init_value * factor)
+    return lr * factor

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import gradtx as gx
+from helpers import scaled_learning_rate
 from gradtx.checkpoint import io as ckpt
 from gradtx.optimizers.registry import OPTIMIZERS
 
@@ -196,7 +197,7 @@ def test_every_optimizer_resumes_bit_for_bit_in_a_fresh_process(tmp_path):
     k, more = 3, 4
     expected = {}
     for name, info in OPTIMIZERS.items():
-        opt = info.make(learning_rate=info.defaults["learning_rate"] / 2)
+        opt = info.make(learning_rate=scaled_learning_rate(info.defaults["learning_rate"], 0.5))
         params, state = ns["run"](opt, ns["start"](), opt.init(ns["start"]()), k)
         ckpt.save(tmp_path / f"{name}.npz", (opt, params, state))
         expected[name] = ns["run"](opt, params, state, more)

@@ -18,6 +18,7 @@ from gradtx.optimizers.classic import sgd
 from gradtx.optimizers.registry import OPTIMIZERS
 from gradtx.wrappers.finite import apply_if_finite, skip_large_updates, zero_nans
 from gradtx.wrappers.partition import partition
+from helpers import scaled_learning_rate
 
 NAN, INF = float("nan"), float("inf")
 
@@ -233,7 +234,7 @@ def _trajectory(opt, p0, target, noise, bad, kind, leaf, pos):
 )
 def test_fuzz_apply_if_finite_every_optimizer(index, name, lr_factor, seed, bad):
     info = OPTIMIZERS[name]
-    opt = apply_if_finite(info.make(learning_rate=lr_factor * info.defaults["learning_rate"]), 10 * STEPS)
+    opt = apply_if_finite(info.make(learning_rate=scaled_learning_rate(info.defaults["learning_rate"], lr_factor)), 10 * STEPS)
     rng = np.random.default_rng(seed)
     shapes = SHAPES[index % len(SHAPES)]
     p0 = tuple(jnp.asarray(rng.uniform(-2, 2, s)) for s in shapes)

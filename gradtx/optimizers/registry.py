@@ -11,8 +11,17 @@ from typing import Any, Callable, Mapping
 
 from gradtx.core.base import GradientTransformation
 from gradtx.optimizers.adam_family import adam, adamax, adamaxw, adamw, amsgrad, nadam, nadamw
+from gradtx.optimizers.adam_like import (
+    adabelief, adan, novograd, optimistic_adam, optimistic_adam_v2, optimistic_gradient_descent, radam, yogi,
+)
 from gradtx.optimizers.delta_bar_delta import delta_bar_delta
 from gradtx.optimizers.classic import adadelta, adagrad, rmsprop, sgd
+from gradtx.optimizers.noisy import noisy_sgd
+from gradtx.optimizers.sign import lion, sign_sgd, signum
+from gradtx.optimizers.step_size import fromage, rprop
+from gradtx.schedules.decay import exponential_decay
+from gradtx.optimizers.factored import adafactor, sm3
+from gradtx.optimizers.trust_ratio import lamb, lars
 
 __all__ = ["OptimizerInfo", "OPTIMIZERS"]
 
@@ -74,6 +83,28 @@ def _entries() -> list[OptimizerInfo]:
         E("adamax", adamax, {"learning_rate": 0.3}, "adamax", complex_ok=False),
         E("adamaxw", adamaxw, {"learning_rate": 0.3, "weight_decay": 1e-4}, "adamaxw", complex_ok=False, needs_params=True),
         E("amsgrad", amsgrad, {"learning_rate": 0.3}, "amsgrad"),
+        E("adabelief", adabelief, {"learning_rate": 0.1}, "adabelief"),
+        E("yogi", yogi, {"learning_rate": 0.1}, "yogi"),
+        E("radam", radam, {"learning_rate": 0.005}, "radam"),
+        E("adan", adan, {"learning_rate": 0.1}, "adan", needs_params=True),
+        E("novograd", novograd, {"learning_rate": 0.001}, "novograd", needs_params=True),
+        E("optimistic_gradient_descent", optimistic_gradient_descent, {"learning_rate": 0.001, "beta": 0.3},
+          "optimistic_gradient_descent"),
+        E("optimistic_adam", optimistic_adam, {"learning_rate": 0.03}, "optimistic_adam"),
+        E("optimistic_adam_v2", optimistic_adam_v2, {"learning_rate": 0.03}, "optimistic_adam_v2"),
+        E("lamb", lamb, {"learning_rate": 0.005}, "lamb", needs_params=True),
+        E("lars", lars, {"learning_rate": 0.01, "trust_coefficient": 1.0}, "lars", needs_params=True),
+        E("lion", lion, {"learning_rate": 0.001}, "lion", complex_ok=False, needs_params=True),
+        # Constant-size sign steps zig-zag in Rosenbrock's valley: a decaying rate settles them
+        # (float leaves only, so scaling every leaf of the optimizer keeps its dtypes).
+        E("sign_sgd", sign_sgd, {"learning_rate": exponential_decay(0.01, 1000.0, 0.3, transition_begin=0.0)}, "sign_sgd", complex_ok=False),
+        E("signum", signum, {"learning_rate": 0.001}, "signum", complex_ok=False),
+        E("rprop", rprop, {"learning_rate": 0.01}, "rprop", complex_ok=False),
+        E("fromage", fromage, {"learning_rate": 0.01}, "fromage", needs_params=True),
+        E("noisy_sgd", noisy_sgd, {"learning_rate": 0.002}, "noisy_sgd"),
+        E("adafactor", adafactor, {"learning_rate": 0.03, "momentum": 0.9}, "adafactor", complex_ok=False,
+          needs_params=True),
+        E("sm3", sm3, {"learning_rate": 1.0}, "sm3", complex_ok=False),
         E("delta_bar_delta", delta_bar_delta, {"learning_rate": 0.005, "kappa": 1e-3, "phi": 0.5}, None),
     ]
 

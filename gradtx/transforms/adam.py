@@ -24,6 +24,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_amsgrad",
     "direction_bound",
+    "debiased_first_moment",
 ]
 
 
@@ -116,6 +117,23 @@ def _as_computed(stored: Any, like: Any) -> Any:
     return gt.tree_map_none(lambda m, g: m.astype(jnp.promote_types(m.dtype, jnp.result_type(g))), stored, like)
 
 
+def debiased_first_moment(mu: Any, updates: Any, b1: Any, count: jax.Array, nesterov: bool) -> Any:
+    r"""$\hat m_t = m_t/(1-\beta_1^t)$, or with ``nesterov`` NAdam's look-ahead
+    $\beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)$.
+
+    ``count`` is $t$ (1 after the first update). $\beta_1$ and $1-\beta_1$
+    come from :func:`~gradtx.core.tree.ema_weights`, as in the EMA itself.
+    """
+    if not nesterov:
+        return gt.bias_correction(mu, b1, count)
+    b, one_minus = gt.ema_weights(b1)
+    return gt.tree_map_none(
+        lambda m, g: b * m + one_minus * g,
+        gt.bias_correction(mu, b, safe_increment(count)),
+        gt.bias_correction(updates, b, count),
+    )
+
+
 def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
     r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family; overflow-safe.
 
@@ -172,15 +190,7 @@ class ScaleByAdam(GradientTransformation):
         mu = _as_computed(gt.cast_like(gt.update_moment(updates, state.mu, h.b1, 1), state.mu), updates)
         nu = gt.saturate_like(gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2), state.nu)
         count = safe_increment(state.count)
-        if self.nesterov:
-            b1, one_minus_b1 = gt.ema_weights(h.b1)
-            mu_hat = gt.tree_map_none(
-                lambda m, g: b1 * m + one_minus_b1 * g,
-                gt.bias_correction(mu, b1, safe_increment(count)),
-                gt.bias_correction(updates, b1, count),
-            )
-        else:
-            mu_hat = gt.bias_correction(mu, h.b1, count)
+        mu_hat = debiased_first_moment(mu, updates, h.b1, count, self.nesterov)
         nu_hat = gt.bias_correction(_as_computed(nu, mu_hat), h.b2, count)
         out = _adam_direction(mu_hat, nu, nu_hat, h.eps, h.eps_root)
         return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), nu)

@@ -10,7 +10,7 @@ import numpy as np
 
 from gradtx.core.docs import fill
 from gradtx.core.base import GradientTransformation
-from gradtx.core.hyperparams import NONNEGATIVE, Hyper, evaluate
+from gradtx.core.hyperparams import NONNEGATIVE, Hyper, as_leaf, evaluate
 from gradtx.core.module import child, hyper
 from gradtx.core.numerics import safe_increment, zero_count
 
@@ -85,6 +85,8 @@ class AddNoise(GradientTransformation):
     def __post_init__(self):
         super().__post_init__()
         _check_key(self.key)
+        if not isinstance(self.key, jax.Array):  # a seed: stored as an array, like every number
+            object.__setattr__(self, "key", as_leaf(self.key))
 
     def init(self, params):
         return AddNoiseState(zero_count(), _canonical_key(self.key))
