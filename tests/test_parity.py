@@ -147,28 +147,46 @@ def _at(tree, t):
     return jax.tree.map(lambda x: x[t], tree)
 
 
-@pytest.mark.parametrize("dtype,rtol", [(jnp.float64, 1e-6), (jnp.float32, 1e-5)], ids=["f64", "f32"])
-@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
-def test_parity_with_optax(c: Case, dtype, rtol):
-    @settings(max_examples=EXAMPLES)
-    @given(hp=st.fixed_dictionaries(c.hypers), which=st.integers(0, len(STRUCTURES) - 1), seed=st.integers(0, 2**16))
+def assert_same_trajectories(ours, theirs, dtype, rtol, steps=(0, STEPS // 2, STEPS - 1)) -> None:
+    """Updates and state leaves (by name) of two ``_scan`` outputs agree at ``steps``.
+
+    Dtypes and shapes must match; boolean state leaves must be equal.
+    """
+    atol = 1e-12 if dtype == jnp.float64 else 1e-6
+    for t in steps:
+        ua, ub = jax.tree.leaves(_at(ours[0], t)), jax.tree.leaves(_at(theirs[0], t))
+        assert len(ua) == len(ub)
+        for a, b in zip(ua, ub):
+            assert a.dtype == b.dtype, (a.dtype, b.dtype)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"updates, step {t}")
+        sa, sb = _sorted_named(_at(ours[1], t)), _sorted_named(_at(theirs[1], t))
+        assert [k for k, _ in sa] == [k for k, _ in sb], "state fields differ"
+        for (k, a), (_, b) in zip(sa, sb):
+            assert a.shape == b.shape, (k, a.shape, b.shape)
+            if a.dtype == bool:
+                np.testing.assert_array_equal(a, b, err_msg=f"state {k}, step {t}")
+            else:
+                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"state {k}, step {t}")
+
+
+def check_parity(c: Case, dtype, rtol, structures=STRUCTURES, examples=EXAMPLES, steps=(0, STEPS // 2, STEPS - 1)):
+    """gradtx's ``c.gx_fn`` against optax's ``c.optax_fn`` on random trees and hyperparameters."""
+
+    @settings(max_examples=examples)
+    @given(hp=st.fixed_dictionaries(c.hypers), which=st.integers(0, len(structures) - 1), seed=st.integers(0, 2**16))
     def check(hp, which, seed):
         rng = np.random.default_rng(seed)
-        params = _random_tree(STRUCTURES[which], rng, dtype)
-        grads = jax.tree.map(lambda *xs: jnp.stack(xs), *[_random_tree(STRUCTURES[which], rng, dtype) for _ in range(STEPS)])
+        params = _random_tree(structures[which], rng, dtype)
+        grads = jax.tree.map(lambda *xs: jnp.stack(xs), *[_random_tree(structures[which], rng, dtype) for _ in range(STEPS)])
         kwargs = {**hp, **c.fixed}
         ours = _run_gx(c.gx_fn(**kwargs), params, grads)
         theirs = _run_optax(c.optax_fn(**kwargs), params, grads)
-        atol = 1e-12 if dtype == jnp.float64 else 1e-6
-        for t in (0, STEPS // 2, STEPS - 1):
-            ua, ub = jax.tree.leaves(_at(ours[0], t)), jax.tree.leaves(_at(theirs[0], t))
-            assert len(ua) == len(ub)
-            for a, b in zip(ua, ub):
-                assert a.dtype == b.dtype, (a.dtype, b.dtype)
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"updates, step {t}")
-            sa, sb = _sorted_named(_at(ours[1], t)), _sorted_named(_at(theirs[1], t))
-            assert [k for k, _ in sa] == [k for k, _ in sb], "state fields differ"
-            for (k, a), (_, b) in zip(sa, sb):
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"state {k}, step {t}")
+        assert_same_trajectories(ours, theirs, dtype, rtol, steps)
 
     check()
+
+
+@pytest.mark.parametrize("dtype,rtol", [(jnp.float64, 1e-6), (jnp.float32, 1e-5)], ids=["f64", "f32"])
+@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
+def test_parity_with_optax(c: Case, dtype, rtol):
+    check_parity(c, dtype, rtol)

@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradtx as gx
-from test_parity import EPS, LR, STEPS, STRUCTURES, _at, _random_tree, _run_gx, _run_optax, _sorted_named, case, unit
+from test_parity import EPS, LR, STEPS, case, check_parity, unit
 
 EXAMPLES = 3
 
@@ -62,32 +61,7 @@ CASES = [
 @pytest.mark.parametrize("dtype,rtol", [(jnp.float64, 1e-6), (jnp.float32, 1e-5)], ids=["f64", "f32"])
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
 def test_parity_with_optax(c, dtype, rtol):
-    @settings(max_examples=EXAMPLES)
-    @given(hp=st.fixed_dictionaries(c.hypers), which=st.integers(0, len(STRUCTURES) - 1), seed=st.integers(0, 2**16))
-    def check(hp, which, seed):
-        rng = np.random.default_rng(seed)
-        params = _random_tree(STRUCTURES[which], rng, dtype)
-        grads = jax.tree.map(lambda *xs: jnp.stack(xs), *[_random_tree(STRUCTURES[which], rng, dtype) for _ in range(STEPS)])
-        kwargs = {**hp, **c.fixed}
-        ours = _run_gx(c.gx_fn(**kwargs), params, grads)
-        theirs = _run_optax(c.optax_fn(**kwargs), params, grads)
-        atol = 1e-12 if dtype == jnp.float64 else 1e-6
-        for t in (0, 1, STEPS // 2, STEPS - 1):
-            ua, ub = jax.tree.leaves(_at(ours[0], t)), jax.tree.leaves(_at(theirs[0], t))
-            assert len(ua) == len(ub)
-            for a, b in zip(ua, ub):
-                assert a.dtype == b.dtype, (a.dtype, b.dtype)
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"updates, step {t}")
-            sa, sb = _sorted_named(_at(ours[1], t)), _sorted_named(_at(theirs[1], t))
-            assert [k for k, _ in sa] == [k for k, _ in sb], "state fields differ"
-            for (k, a), (_, b) in zip(sa, sb):
-                assert a.dtype == b.dtype, (k, a.dtype, b.dtype)
-                if a.dtype == bool:  # optimistic gradient's is_initial_step
-                    np.testing.assert_array_equal(a, b, err_msg=f"state {k}, step {t}")
-                    continue
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"state {k}, step {t}")
-
-    check()
+    check_parity(c, dtype, rtol, examples=EXAMPLES, steps=(0, 1, STEPS // 2, STEPS - 1))
 
 
 def _first_update(tx, g, params=None):

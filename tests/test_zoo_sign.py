@@ -24,7 +24,7 @@ from test_parity import (
     _sorted_named,
     case,
 )
-from test_parity import test_parity_with_optax as _check_parity
+from test_parity import check_parity as _check_parity
 
 import gradtx as gx
 

@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradtx as gx
-from test_parity import EPS, LR, STEPS, STRUCTURES, Case, _at, _mask, _random_tree, _run_gx, _run_optax, _sorted_named, case, unit
+from test_parity import EPS, LR, STRUCTURES, Case, _mask, case, check_parity, unit
 
 EXAMPLES = 2
 
@@ -69,30 +68,6 @@ SM3_CASES = [
 ]
 
 
-def _check_parity(c: Case, dtype, rtol, structures=STRUCTURES, examples=EXAMPLES):
-    @settings(max_examples=examples)
-    @given(hp=st.fixed_dictionaries(c.hypers), which=st.integers(0, len(structures) - 1), seed=st.integers(0, 2**16))
-    def check(hp, which, seed):
-        rng = np.random.default_rng(seed)
-        params = _random_tree(structures[which], rng, dtype)
-        grads = jax.tree.map(lambda *xs: jnp.stack(xs), *[_random_tree(structures[which], rng, dtype) for _ in range(STEPS)])
-        kwargs = {**hp, **c.fixed}
-        ours = _run_gx(c.gx_fn(**kwargs), params, grads)
-        theirs = _run_optax(c.optax_fn(**kwargs), params, grads)
-        atol = 1e-12 if dtype == jnp.float64 else 1e-6
-        for t in (0, STEPS // 2, STEPS - 1):
-            ua, ub = jax.tree.leaves(_at(ours[0], t)), jax.tree.leaves(_at(theirs[0], t))
-            assert len(ua) == len(ub)
-            for a, b in zip(ua, ub):
-                assert a.dtype == b.dtype, (a.dtype, b.dtype)
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"updates, step {t}")
-            sa, sb = _sorted_named(_at(ours[1], t)), _sorted_named(_at(theirs[1], t))
-            assert [k for k, _ in sa] == [k for k, _ in sb], "state fields differ"
-            for (k, a), (_, b) in zip(sa, sb):
-                assert a.shape == b.shape, (k, a.shape, b.shape)
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"state {k}, step {t}")
-
-    check()
 
 
 DTYPES = pytest.mark.parametrize("dtype,rtol", [(jnp.float64, 1e-6), (jnp.float32, 1e-5)], ids=["f64", "f32"])
@@ -101,19 +76,19 @@ DTYPES = pytest.mark.parametrize("dtype,rtol", [(jnp.float64, 1e-6), (jnp.float3
 @DTYPES
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
 def test_parity_with_optax(c: Case, dtype, rtol):
-    _check_parity(c, dtype, rtol)
+    check_parity(c, dtype, rtol, examples=EXAMPLES)
 
 
 @DTYPES
 @pytest.mark.parametrize("c", FACTORED_CASES, ids=[c.name for c in FACTORED_CASES])
 def test_factored_parity_with_optax(c: Case, dtype, rtol):
-    _check_parity(c, dtype, rtol, FACTORED)
+    check_parity(c, dtype, rtol, FACTORED, examples=EXAMPLES)
 
 
 @DTYPES
 @pytest.mark.parametrize("c", SM3_CASES, ids=[c.name for c in SM3_CASES])
 def test_sm3_parity_with_optax(c: Case, dtype, rtol):
-    _check_parity(c, dtype, rtol, NO_SCALARS)
+    check_parity(c, dtype, rtol, NO_SCALARS, examples=EXAMPLES)
 
 
 # ---- scale_by_trust_ratio / lamb / lars / AGC: closed forms and errors ----
