@@ -222,3 +222,23 @@ def test_per_example_closed_form_and_errors():
         gx.per_example_global_norm_clip(g, -1.0)
     with pytest.raises(ValueError, match=r"gx.per_example_layer_norm_clip: `global_l2_norm_clip` must be >= 0"):
         gx.per_example_layer_norm_clip(g, -1.0)
+
+
+def test_adafactor_state_is_n_plus_m_and_its_step_allocates_no_more_than_optax():
+    """Issue 15, point 4: for a 4096 x 1024 float32 matrix, the state is 4096 + 1024 floats plus
+    scalars, and the compiled donated step's temporaries (XLA's buffer assignment) are at most
+    optax's. Compile only: nothing of that size is allocated."""
+    p = jax.ShapeDtypeStruct((4096, 1024), jnp.float32)
+    temps = {}
+    for name, opt in (("gradtx", gx.adafactor(1e-3)), ("optax", optax.adafactor(1e-3))):
+        state = jax.eval_shape(opt.init, p)
+        sizes = [int(np.prod(x.shape)) for x in jax.tree.leaves(state)]
+        assert sum(s for s in sizes if s > 1) == 4096 + 1024 and sum(s == 1 for s in sizes) <= 4, (name, sizes)
+
+        def step(params, s, g, opt=opt):
+            u, s = opt.update(g, s, params)
+            return optax.apply_updates(params, u), s
+
+        compiled = jax.jit(step, donate_argnums=(0, 1)).lower(p, state, p).compile()
+        temps[name] = compiled.memory_analysis().temp_size_in_bytes
+    assert temps["gradtx"] <= temps["optax"], temps
