@@ -64,6 +64,7 @@ from gradtx.optimizers.sign import signum as signum
 from gradtx.optimizers.step_size import fromage as fromage
 from gradtx.optimizers.step_size import polyak_sgd as polyak_sgd
 from gradtx.optimizers.step_size import rprop as rprop
+from gradtx.optimizers.quasi_newton import lbfgs as lbfgs
 from gradtx.problems.functions import Problem as Problem
 from gradtx.problems.functions import beale as beale
 from gradtx.problems.functions import ill_conditioned_quadratic as ill_conditioned_quadratic
@@ -146,6 +147,12 @@ from gradtx.transforms.combine import named_chain as named_chain
 from gradtx.transforms.line_search import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
 from gradtx.transforms.line_search import ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState
 from gradtx.transforms.line_search import scale_by_backtracking_linesearch as scale_by_backtracking_linesearch
+from gradtx.transforms.zoom_linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from gradtx.transforms.zoom_linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from gradtx.transforms.zoom_linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
+from gradtx.transforms.zoom_linesearch import value_and_grad_from_state as value_and_grad_from_state
+from gradtx.transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from gradtx.transforms.lbfgs import scale_by_lbfgs as scale_by_lbfgs
 from gradtx.transforms.momentum import BiasCorrectionState as BiasCorrectionState
 from gradtx.transforms.momentum import EmaState as EmaState
 from gradtx.transforms.momentum import TraceState as TraceState

@@ -41,11 +41,18 @@ class CtrlCBar:
 
 
 def scaled_learning_rate(lr: Any, factor: float) -> Any:
-    """``lr * factor`` for a number, or the schedule with its starting value scaled."""
+    """``lr * factor`` for a number, or the schedule with its starting value scaled (None: 1)."""
     import dataclasses
 
     import gradtx as gx
 
+    if lr is None:  # an optimizer whose default step is 1 (lbfgs: the line search picks it)
+        return factor
     if isinstance(lr, gx.Schedule):
         return dataclasses.replace(lr, init_value=lr.init_value * factor)
     return lr * factor
+
+
+def swept_at(info: Any, factor: float) -> dict:
+    """``{info.swept: default * factor}``: a registry entry's swept hyperparameter, scaled."""
+    return {info.swept: scaled_learning_rate(info.defaults.get(info.swept), factor)}

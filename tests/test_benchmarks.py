@@ -26,7 +26,7 @@ def test_quick_benchmark_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert {"step", "leaves", "compile", "memory", "onepass", "environment"} <= set(res)
+    assert {"step", "leaves", "compile", "memory", "onepass", "zoo", "environment"} <= set(res)
     workloads = {(r["workload"], r["n"]) for r in res["step"]["rows"]}
     assert workloads == {(w, n) for w in ("adam", "sgd_momentum", "adamw", "clip+adamw") for n in (10**4, 10**6)}
     for r in res["step"]["rows"]:
@@ -48,7 +48,29 @@ def test_quick_benchmark_runs(tmp_path):
     # the bare arithmetic); the interleaved layout is one loop plus the copy back.
     assert onepass["loops"]["separate (3 arrays)"] == onepass["loops"]["gx.adam"] == 3
     assert onepass["loops"]["interleaved [N,3]"] == 2
+    # the zoo section, quick: one optimizer per family at 1e4 params
+    zoo_rows = res["zoo"]["rows"]
+    assert [(r["optimizer"], r["n"]) for r in zoo_rows] == [(o, 10**4) for o in ("adabelief", "lion", "lamb")]
+    for r in zoo_rows:
+        assert r["gradtx/optax paired"] > 0 and r["A/A per trial"][0] <= r["A/A per trial"][1]
+        # compiled-program facts: no more passes over memory than optax, the same bytes up to scalars
+        assert r["verdict"]["passes <= optax"] and r["verdict"]["bytes <= optax"], r
     assert "## Step time" in proc.stdout and "## Peak memory" in proc.stdout and "## One-pass" in proc.stdout
+    assert "## Optimizer zoo" in proc.stdout
+
+
+def test_zoo_counts_reductions_and_conditional_branches():
+    """zoo.memory_passes counts what compiled_cost's entry loops miss: norms (a reduction
+    to a scalar reads a whole array) and loops inside optax's lax.cond branches."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import zoo
+
+    facts = zoo.compiled_facts(*zoo.pair("novograd"), 10**4)
+    # optax's novograd: its norm and moment loop sit in cond branches, so the entry
+    # computation has one loop; with the branches it is a norm and two loops, as gradtx's
+    assert facts["loops"] == [2, 1] and facts["passes"] == [3, 3]
+    facts = zoo.compiled_facts(*zoo.pair("lamb"), 10**4)
+    assert facts["loops"] == [4, 6] and facts["passes"] == [6, 10]  # + ||p|| and ||u||; optax: 4 norms
 
 
 def test_bad_section_is_a_clear_error():

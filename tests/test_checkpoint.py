@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gradtx as gx
-from helpers import scaled_learning_rate
+from helpers import swept_at
 from gradtx.checkpoint import io as ckpt
 from gradtx.optimizers.registry import OPTIMIZERS
 
@@ -161,8 +161,9 @@ def loss(p):
 
 @jax.jit
 def step(opt, params, state):
-    g = jax.grad(loss)(params)
-    updates, state = opt.update(g, state, params)
+    v, g = jax.value_and_grad(loss)(params)
+    # Every optimizer takes (and all but the line searches and Polyak ignore) the loss.
+    updates, state = opt.update(g, state, params, value=v, grad=g, value_fn=loss)
     return apply_updates(params, updates), state
 
 def run(opt, params, state, n):
@@ -197,7 +198,7 @@ def test_every_optimizer_resumes_bit_for_bit_in_a_fresh_process(tmp_path):
     k, more = 3, 4
     expected = {}
     for name, info in OPTIMIZERS.items():
-        opt = info.make(learning_rate=scaled_learning_rate(info.defaults["learning_rate"], 0.5))
+        opt = info.make(**swept_at(info, 0.5))
         params, state = ns["run"](opt, ns["start"](), opt.init(ns["start"]()), k)
         ckpt.save(tmp_path / f"{name}.npz", (opt, params, state))
         expected[name] = ns["run"](opt, params, state, more)

@@ -3,7 +3,9 @@
 Each entry must: converge on a quadratic and on Rosenbrock; trace once for many
 hyperparameter values; give under ``vmap`` over learning rates what separate
 runs give; keep parameter dtypes (f32, bf16, f64, complex where supported);
-and keep its state's structure and dtypes across jitted steps.
+and keep its state's structure and dtypes across jitted steps. An entry whose
+``update`` needs extra arguments (``info.extra_args``: the loss ``value``, its
+``grad``, the ``value_fn``) gets exactly those, and fails without them.
 """
 
 from __future__ import annotations
@@ -34,15 +36,26 @@ def _params(dtype):
     return {"a": jnp.zeros((3,), dtype), "b": jnp.zeros((2, 2), dtype)}
 
 
-@functools.partial(jax.jit, static_argnames="steps")
-def _train(opt, params, steps=20):
+def _real_loss(w):
+    return _loss(w).real
+
+
+def _extra(info, params):
+    """The extra ``update`` arguments ``info`` declares, for ``_loss`` at ``params``."""
+    value, grad = jax.value_and_grad(_real_loss)(params)
+    return info.update_kwargs(value=value, grad=grad, value_fn=_real_loss)
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "extra_args"))
+def _train(opt, params, steps=20, extra_args=()):
     """Runs ``steps`` jitted updates; ``opt`` is an argument (a pytree)."""
 
     def step(carry, _):
         p, s = carry
-        g = jax.grad(lambda q: _loss(q).real)(p)
-        g = jax.tree.map(jnp.conj, g)  # descent direction for complex params
-        u, s = opt.update(g, s, p)
+        value, grad = jax.value_and_grad(_real_loss)(p)
+        g = jax.tree.map(jnp.conj, grad)  # descent direction for complex params
+        offered = {"value": value, "grad": grad, "value_fn": _real_loss}
+        u, s = opt.update(g, s, p, **{k: offered[k] for k in extra_args})
         wide = jax.tree.map(lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32)), p)
         return (gx.apply_updates(p, u), s), _loss(wide).real  # loss read in >= f32
 
@@ -73,20 +86,20 @@ def test_one_trace_for_many_hyperparameter_values(name):
         nonlocal traces
         traces += 1
         state = opt.init(params)
-        u, state = opt.update(params, state, params)
+        u, state = opt.update(params, state, params, **_extra(info, params))
         return gx.apply_updates(params, u), state
 
     params = _params(jnp.float32)
     for lr in (1e-3, 3e-2, 0.25):
-        step(info.make(learning_rate=lr), params)
+        step(info.make(**{info.swept: lr}), params)
     assert traces == 1
     # Arrays are another (strongly typed) input type: one more trace, then none.
     for lr in (1e-3, 3e-2, 0.25):
-        step(info.make(learning_rate=jnp.asarray(lr, jnp.float32)), params)
+        step(info.make(**{info.swept: jnp.asarray(lr, jnp.float32)}), params)
     assert traces == 2
     # chex agrees: a second value of every numeric hyperparameter does not retrace.
     chex.clear_trace_counter()
-    checked = chex.assert_max_traces(n=1)(lambda opt, p: opt.update(p, opt.init(p), p))
+    checked = chex.assert_max_traces(n=1)(lambda opt, p: opt.update(p, opt.init(p), p, **_extra(info, p)))
     jitted = jax.jit(checked)
     jitted(info.make(), params)
     # Floats halved; integer leaves (a noise seed, a window length) moved by one, keeping their dtype.
@@ -96,12 +109,16 @@ def test_one_trace_for_many_hyperparameter_values(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_vmap_over_learning_rates_equals_separate_runs(name):
     info = gx.OPTIMIZERS[name]
-    lrs = jnp.array([1e-3, 1e-2, 3e-2, 1e-1], jnp.float32)
+    # Not 0.1: with it, L-BFGS's first trial step on this problem meets the curvature
+    # condition |phi'(1)| <= 0.9 |phi'(0)| with equality, and float32 rounding (which differs
+    # between a vmapped and a lone program) decides the tie. 0.08 meets no such tie here.
+    lrs = jnp.array([1e-3, 1e-2, 3e-2, 8e-2], jnp.float32)
     params = _params(jnp.float32)
-    batched = jax.vmap(lambda lr: info.make(learning_rate=lr))(lrs)
-    p_batched, _, loss_batched = jax.vmap(_train, in_axes=(0, None))(batched, params)
+    batched = jax.vmap(lambda lr: info.make(**{info.swept: lr}))(lrs)
+    train = functools.partial(_train, extra_args=info.extra_args)
+    p_batched, _, loss_batched = jax.vmap(train, in_axes=(0, None))(batched, params)
     for i, lr in enumerate(lrs):
-        p, _, losses = _train(info.make(learning_rate=float(lr)), params)
+        p, _, losses = train(info.make(**{info.swept: float(lr)}), params)
         np.testing.assert_allclose(loss_batched[i], losses, rtol=2e-5, atol=1e-6)
         chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], p_batched), p, rtol=2e-5, atol=1e-6)
 
@@ -116,12 +133,29 @@ def test_dtype_preserved_and_state_stable(name, dtype):
     dt = DTYPES[dtype]
     if jnp.issubdtype(dt, jnp.complexfloating) and not info.complex_ok:
         pytest.skip(f"{name} does not support complex parameters")
-    opt = info.make(learning_rate=1e-2)
+    opt = info.make(**{info.swept: 1e-2})
     params = _params(dt)
     state0 = opt.init(params)
-    p, state, losses = _train(opt, params)
+    p, state, losses = _train(opt, params, extra_args=info.extra_args)
     chex.assert_trees_all_equal_shapes_and_dtypes(p, params)
     chex.assert_trees_all_equal_structs(state, state0)
     chex.assert_trees_all_equal_shapes_and_dtypes(state, state0)
     chex.assert_tree_all_finite(p)
     assert losses[-1] < losses[0], f"{name} in {dtype} did not reduce the loss"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if gx.OPTIMIZERS[n].extra_args])
+def test_declared_extra_args_are_needed_and_named(name):
+    """Each declared extra argument is really needed: without it ``update`` says which one is missing."""
+    info = gx.OPTIMIZERS[name]
+    params = _params(jnp.float32)
+    opt = info.make()
+    state = opt.init(params)
+    full = _extra(info, params)
+    opt.update(params, state, params, **full)  # all given: fine
+    for missing in info.extra_args:
+        if missing == "grad":  # optional where it can be recomputed from value_fn
+            continue
+        given = {k: v for k, v in full.items() if k != missing}
+        with pytest.raises((TypeError, ValueError), match=f"`{missing}`"):
+            opt.update(params, state, params, **given)

@@ -45,7 +45,12 @@ def test_registry_optimizers_hold_weak_device_arrays_and_a_step_transfers_nothin
     assert leaves and all(isinstance(x, jax.Array) for x in leaves)
     assert all(jax.typeof(x).weak_type for x in leaves if jnp.issubdtype(x.dtype, jnp.floating))
     p = {"w": jnp.ones(3, jnp.float32)}
-    step = jax.jit(lambda o, s, g: o.update(g, s, p))
+    loss = lambda q: jnp.sum(q["w"] ** 2)  # noqa: E731 - for the entries that need the loss
+
+    def update(o, s, g):
+        return o.update(g, s, p, **info.update_kwargs(value=loss(p), grad=g, value_fn=loss))
+
+    step = jax.jit(update)
     s = opt.init(p)
     step(opt, s, p)  # compile outside the guard
     with jax.transfer_guard("disallow"):

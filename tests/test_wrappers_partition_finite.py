@@ -18,7 +18,7 @@ from gradtx.optimizers.classic import sgd
 from gradtx.optimizers.registry import OPTIMIZERS
 from gradtx.wrappers.finite import apply_if_finite, skip_large_updates, zero_nans
 from gradtx.wrappers.partition import partition
-from helpers import scaled_learning_rate
+from helpers import swept_at
 
 NAN, INF = float("nan"), float("inf")
 
@@ -201,8 +201,15 @@ def _inject(g, bad, kind, leaf, pos):
     return tuple(out)
 
 
-@jax.jit
-def _trajectory(opt, p0, target, noise, bad, kind, leaf, pos):
+def _extra(names, p, g, target):
+    """The loss ``0.5 ||p - target||^2`` (the gradients' noise aside) for entries that need it."""
+    fn = lambda x: 0.5 * sum(jnp.sum((xi - ti) ** 2) for xi, ti in zip(x, target))  # noqa: E731
+    offered = {"value": fn(p), "grad": g, "value_fn": fn}
+    return {k: offered[k] for k in names}
+
+
+@functools.partial(jax.jit, static_argnames="extra_args")
+def _trajectory(opt, p0, target, noise, bad, kind, leaf, pos, extra_args=()):
     """Runs ``opt`` (apply_if_finite) and, as the oracle, its inner optimizer on the good steps only."""
     plain = opt.inner
 
@@ -210,10 +217,10 @@ def _trajectory(opt, p0, target, noise, bad, kind, leaf, pos):
         p, s, q, r = carry
         n, b, k, l, o = xs
         g = _inject(tuple(pi - ti + ni for pi, ti, ni in zip(p, target, n)), b, k, l, o)
-        u, s = opt.update(g, s, p)
+        u, s = opt.update(g, s, p, **_extra(extra_args, p, g, target))
         p = apply_updates(p, u)
         h = tuple(qi - ti + ni for qi, ti, ni in zip(q, target, n))
-        v, r_new = plain.update(h, r, q)
+        v, r_new = plain.update(h, r, q, **_extra(extra_args, q, h, target))
         q = jax.tree.map(lambda new, old: jnp.where(b, old, new), apply_updates(q, v), q)
         r = jax.tree.map(lambda new, old: jnp.where(b, old, new), r_new, r)
         finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in p]))
@@ -234,7 +241,7 @@ def _trajectory(opt, p0, target, noise, bad, kind, leaf, pos):
 )
 def test_fuzz_apply_if_finite_every_optimizer(index, name, lr_factor, seed, bad):
     info = OPTIMIZERS[name]
-    opt = apply_if_finite(info.make(learning_rate=scaled_learning_rate(info.defaults["learning_rate"], lr_factor)), 10 * STEPS)
+    opt = apply_if_finite(info.make(**swept_at(info, lr_factor)), 10 * STEPS)
     rng = np.random.default_rng(seed)
     shapes = SHAPES[index % len(SHAPES)]
     p0 = tuple(jnp.asarray(rng.uniform(-2, 2, s)) for s in shapes)
@@ -242,7 +249,7 @@ def test_fuzz_apply_if_finite_every_optimizer(index, name, lr_factor, seed, bad)
     noise = tuple(jnp.asarray(rng.normal(0, 0.5, (STEPS, *s))) for s in shapes)
     bad_arr = np.array(bad)
     ints = lambda hi: jnp.asarray(rng.integers(0, hi, STEPS), jnp.int32)
-    p, s, q, finite = _trajectory(opt, p0, target, noise, jnp.asarray(bad_arr), ints(3), ints(3), ints(9))
+    p, s, q, finite = _trajectory(opt, p0, target, noise, jnp.asarray(bad_arr), ints(3), ints(3), ints(9), info.extra_args)
 
     assert bool(jnp.all(finite)), f"{name}: params became non-finite"
     assert int(s.total_notfinite) == bad_arr.sum()

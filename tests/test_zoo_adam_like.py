@@ -211,6 +211,35 @@ def test_optimistic_adam_v1_is_v2_with_beta_scaled():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12), u1, u2)
 
 
+HUGE = jnp.array([1e25, -1e25, 3e30, -2e20], jnp.float32)  # |g|^2 > 3.4e38: overflows float32
+
+
+# radam: adaptive (guarded) from step 6, momentum SGD before; optimistic_adam: Adam's direction,
+# guarded all along (a control: it passed before the Adam-like primitives shared the guard too).
+@pytest.mark.parametrize("name", ["adabelief", "yogi", "radam", "adan", "optimistic_adam"])
+def test_overflowing_square_gives_finite_steps_downhill(name):
+    """Where |g|^2 overflows float32 the Adam-like divisions share scale_by_adam's guard.
+
+    They use :func:`gradtx.transforms.adam.adam_direction`: the stored second moment
+    saturates instead of becoming inf, and where it did the denominator is the
+    numerator's magnitude, so the step is along -sign(g) and at most lr. Before, the
+    division was restated without the guard: the update was m / inf = 0 (adabelief, yogi,
+    adan, and radam once rectified), the state held inf, and yogi's second overflow made
+    it NaN (inf - inf)."""
+    opt = getattr(gx, name)(0.1)
+    params = jnp.zeros_like(HUGE)
+    state = opt.init(params)
+    step = jax.jit(opt.update)
+    for t in range(1, 9):
+        u, state = step(HUGE, state, params)
+        u = np.asarray(u)
+        assert u.dtype == np.float32 and np.isfinite(u).all(), (name, t, u)
+        np.testing.assert_array_equal(np.sign(u), -np.sign(HUGE), err_msg=f"{name}, step {t}")
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state)), (name, t, state)
+        if name != "radam" or t >= 6:  # radam's first 5 steps are momentum SGD: -lr * g itself
+            assert np.abs(u).max() <= 0.1 * (1 + 1e-6), (name, t, u)
+
+
 @pytest.mark.parametrize(
     "make, arg, message",
     [

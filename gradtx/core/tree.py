@@ -29,6 +29,7 @@ __all__ = [
     "bias_correction",
     "saturate_like",
     "global_norm",
+    "real_inner",
     "first_difference",
     "check_same_structure",
     "check_float_params",
@@ -195,6 +196,31 @@ def global_norm(tree: Any) -> jax.Array:
     if not leaves:
         return jnp.zeros([])
     return jnp.sqrt(sum(sum_of_squares(x) for x in leaves))
+
+
+def real_inner(a: Any, b: Any) -> jax.Array:
+    r"""$\sum \mathrm{Re}(\bar a\, b)$ over every element of every leaf: the real inner product.
+
+    Complex leaves count as pairs of reals ($\mathbb{C}^n \cong \mathbb{R}^{2n}$),
+    so this is the Euclidean inner product the quasi-Newton updates need.
+    Each leaf is one full-precision contraction over all its axes (no
+    ``ravel``, which would gather a sharded leaf), accumulated in at least
+    float32; leaves are summed in tree order.
+    """
+    terms = []
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        x, y = jnp.asarray(x), jnp.asarray(y)
+        wide = jnp.promote_types(jnp.result_type(x, y), jnp.float32)
+        x, y = x.astype(wide), y.astype(wide)
+        if jnp.issubdtype(wide, jnp.complexfloating):
+            x = jnp.conj(x)
+        terms.append(jnp.real(jnp.tensordot(x, y, x.ndim, precision=jax.lax.Precision.HIGHEST)))
+    if not terms:
+        return jnp.zeros([])
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 def first_difference(a: Any, b: Any) -> str | None:

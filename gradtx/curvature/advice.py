@@ -147,7 +147,7 @@ def lr_advice(
         accurate small eigenvalues).
       *args: passed to ``loss_fn``: a mini-batch gives that batch's Hessian.
       method: ``"lanczos"`` (default: both ends at once, see
-        :func:`lanczos`), ``"power"`` (:func:`hessian_power_iteration`, then again on
+        :func:`hessian_lanczos`), ``"power"`` (:func:`hessian_power_iteration`, then again on
         $H - \lambda_1 I$ for the other end; $\lambda_{min}$ is then only
         accurate to about ``tol`` $\cdot \lambda_{max}$) or ``"dense"``
         (``jax.hessian`` and ``eigvalsh``: exact, for small models only).

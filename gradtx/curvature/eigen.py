@@ -17,7 +17,7 @@ import numpy as np
 
 from gradtx.curvature.hvp import _check_params, flat_hvp
 
-__all__ = ["hessian_power_iteration", "lanczos"]
+__all__ = ["hessian_power_iteration", "hessian_lanczos"]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 

@@ -18,12 +18,15 @@ from gradtx.optimizers.delta_bar_delta import delta_bar_delta
 from gradtx.optimizers.classic import adadelta, adagrad, rmsprop, sgd
 from gradtx.optimizers.noisy import noisy_sgd
 from gradtx.optimizers.sign import lion, sign_sgd, signum
-from gradtx.optimizers.step_size import fromage, rprop
+from gradtx.optimizers.quasi_newton import lbfgs
+from gradtx.optimizers.step_size import fromage, polyak_sgd, rprop
 from gradtx.schedules.decay import exponential_decay
 from gradtx.optimizers.factored import adafactor, sm3
 from gradtx.optimizers.trust_ratio import lamb, lars
 
 __all__ = ["OptimizerInfo", "OPTIMIZERS"]
+
+EXTRA_ARGS = ("value", "grad", "value_fn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +43,10 @@ class OptimizerInfo:
       complex_ok: works with complex parameters.
       needs_params: ``update`` needs ``params`` (weight decay).
       swept: the hyperparameter a sweep varies by default.
+      extra_args: the keyword arguments ``update`` needs besides
+        ``(updates, state, params)``, among ``"value"`` (the loss at
+        ``params``), ``"grad"`` (its gradient) and ``"value_fn"`` (the loss
+        function); :meth:`update_kwargs` picks them.
     """
 
     name: str
@@ -49,6 +56,27 @@ class OptimizerInfo:
     complex_ok: bool = True
     needs_params: bool = False
     swept: str = "learning_rate"
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = set(self.extra_args) - set(EXTRA_ARGS)
+        if unknown:
+            raise ValueError(f"OptimizerInfo({self.name!r}): unknown extra_args {sorted(unknown)}; choose from {EXTRA_ARGS}.")
+
+    def update_kwargs(self, *, value: Any = None, grad: Any = None, value_fn: Any = None) -> dict[str, Any]:
+        """The extra keyword arguments this optimizer's ``update`` takes, from those offered.
+
+        >>> import gradtx as gx
+        >>> sorted(gx.OPTIMIZERS["lbfgs"].update_kwargs(value=1.0, grad=2.0, value_fn=abs))
+        ['grad', 'value', 'value_fn']
+        >>> gx.OPTIMIZERS["adam"].update_kwargs(value=1.0)
+        {}
+        """
+        offered = {"value": value, "grad": grad, "value_fn": value_fn}
+        missing = [n for n in self.extra_args if offered[n] is None]
+        if missing:
+            raise ValueError(f"{self.name}: `update` needs {', '.join(missing)}; pass them to update_kwargs.")
+        return {n: offered[n] for n in self.extra_args}
 
     def make(self, **overrides: Any) -> GradientTransformation:
         """Builds the optimizer from ``defaults`` updated with ``overrides``."""
@@ -105,6 +133,10 @@ def _entries() -> list[OptimizerInfo]:
         E("adafactor", adafactor, {"learning_rate": 0.03, "momentum": 0.9}, "adafactor", complex_ok=False,
           needs_params=True),
         E("sm3", sm3, {"learning_rate": 1.0}, "sm3", complex_ok=False),
+        E("polyak_sgd", polyak_sgd, {"max_learning_rate": 0.01}, "polyak_sgd", extra_args=("value",),
+          swept="max_learning_rate"),
+        # learning_rate=1.0 is the default step (None) as a leaf a sweep can vary.
+        E("lbfgs", lbfgs, {"learning_rate": 1.0}, "lbfgs", extra_args=("value", "grad", "value_fn")),
         E("delta_bar_delta", delta_bar_delta, {"learning_rate": 0.005, "kappa": 1e-3, "phi": 0.5}, None),
     ]
 

@@ -49,7 +49,7 @@ def _run(opt, params, tol, bound, loss_fn, max_steps):
     def body(carry):
         step, p, state, _ = carry
         f, g = value_and_grad(p)
-        updates, state = opt.update(g, state, p)
+        updates, state = opt.update(g, state, p, value=f, grad=g, value_fn=loss_fn)
         return step + 1, apply_updates(p, updates), state, f.astype(jnp.float32)
 
     init = (jnp.zeros([], jnp.int32), params, opt.init(params), jnp.asarray(jnp.inf, jnp.float32))
@@ -71,7 +71,10 @@ def steps_to_tolerance(
     step count is below ``max_steps`` and every coordinate satisfies
     ``|w| < bound``: evaluate the loss and gradient, apply one update. The loss
     is evaluated *before* each update, so the count is one more than the index
-    of the first iterate with ``loss <= tol``.
+    of the first iterate with ``loss <= tol``. Each update receives the loss,
+    its gradient and the loss function as ``value``, ``grad`` and
+    ``value_fn``, so line searches (:func:`~gradtx.lbfgs`) and Polyak steps
+    run too; optimizers that need none of them ignore them.
 
     The whole loop is one compiled ``lax.while_loop``; ``opt`` is an argument,
     so runs that differ only in hyperparameter values share the compilation.

@@ -9,6 +9,7 @@ all of them share one compiled program.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -150,7 +151,9 @@ class Engine:
         opt = self.optimizer(values)
         batch = self.batch(data, key, t)
         loss, grads = jax.value_and_grad(self.loss)(s.params, batch)
-        updates, opt_state = opt.update(grads, s.opt_state, s.params)
+        # Line searches, Polyak steps and plateaus read the loss; the others ignore it.
+        value_fn = functools.partial(self.loss, batch=batch)
+        updates, opt_state = opt.update(grads, s.opt_state, s.params, value=loss, grad=grads, value_fn=value_fn)
         params = apply_updates(s.params, updates)
 
         loss = loss.real.astype(metric_dtype()) if jnp.iscomplexobj(loss) else loss.astype(metric_dtype())

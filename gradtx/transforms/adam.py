@@ -25,6 +25,7 @@ __all__ = [
     "scale_by_amsgrad",
     "direction_bound",
     "debiased_first_moment",
+    "adam_direction",
 ]
 
 
@@ -134,12 +135,17 @@ def debiased_first_moment(mu: Any, updates: Any, b1: Any, count: jax.Array, nest
     )
 
 
-def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
+def adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) -> Any:
     r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$, shared by the family; overflow-safe.
 
-    ``nu`` is the stored (saturated) moment and ``nu_hat`` its debiased value
-    in the arithmetic's dtype. Where $\hat v$ (and so $v \le \hat v$) is below
-    the dtype's largest value, this is exactly optax's arithmetic. Where $|g|^2$
+    The one implementation of Adam's division: :func:`scale_by_adam`,
+    :func:`scale_by_amsgrad` and the Adam-like primitives of
+    :mod:`gradtx.transforms.adam_like` (AdaBelief, Yogi, RAdam, Adan) call it.
+    ``nu`` is the stored moment (saturated by :func:`~gradtx.core.tree.saturate_like`)
+    and ``nu_hat`` its debiased value in the arithmetic's dtype;
+    ``eps_root=None`` leaves $\epsilon_{root}$ out (for a moment that already
+    includes it). Where $\hat v$ (and so $v \le \hat v$) is below the
+    dtype's largest value, this is exactly optax's arithmetic. Where $|g|^2$
     overflowed ($|g| \gtrsim 1.8\cdot10^{19}$ in float32, $256$ in float16,
     so the stored $v$ saturated), the denominator is $|\hat m|$: the update is
     the sign of the momentum, exactly $\mathrm{sign}(g)$ on a first step, and
@@ -147,7 +153,8 @@ def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) 
     what the update's loop reads anyway ($\hat m$ and the new $v$), so it
     costs no pass over memory.
     """
-    eps, eps_root = gt.scalar_for(eps), gt.scalar_for(eps_root)
+    eps = gt.scalar_for(eps)
+    eps_root = None if eps_root is None else gt.scalar_for(eps_root)
 
     def one(m, v, v_hat):
         v, v_hat = jnp.real(v), jnp.real(v_hat)
@@ -157,7 +164,7 @@ def _adam_direction(mu_hat: Any, nu: Any, nu_hat: Any, eps: Any, eps_root: Any) 
         ok = v_hat < jnp.finfo(v_hat.dtype).max
         if v.dtype != v_hat.dtype:
             ok = ok & (v < jnp.finfo(v.dtype).max)
-        root = jnp.sqrt(v_hat + eps_root(v_hat))
+        root = jnp.sqrt(v_hat if eps_root is None else v_hat + eps_root(v_hat))
         denom = jax.lax.select(ok, root, gt.cast(jnp.abs(m), root.dtype))
         return m / (denom + eps(denom))
 
@@ -192,7 +199,7 @@ class ScaleByAdam(GradientTransformation):
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, updates, h.b1, count, self.nesterov)
         nu_hat = gt.bias_correction(_as_computed(nu, mu_hat), h.b2, count)
-        out = _adam_direction(mu_hat, nu, nu_hat, h.eps, h.eps_root)
+        out = adam_direction(mu_hat, nu, nu_hat, h.eps, h.eps_root)
         return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), nu)
 
 
@@ -315,7 +322,7 @@ class ScaleByAmsgrad(GradientTransformation):
         nu_c = _as_computed(nu, mu_hat)
         nu_eff = gt.bias_correction(nu_c, h.b2, count) if self.bias_correction_nu else nu_c
         nu_max = gt.saturate_like(gt.tree_map_none(jnp.maximum, state.nu_max, nu_eff), state.nu_max)
-        out = _adam_direction(mu_hat, nu_max, _as_computed(nu_max, mu_hat), h.eps, h.eps_root)
+        out = adam_direction(mu_hat, nu_max, _as_computed(nu_max, mu_hat), h.eps, h.eps_root)
         return out, ScaleByAmsgradState(count, gt.cast_like(mu, state.mu), nu, nu_max)
 
 

@@ -1,6 +1,8 @@
 """Adam-like moment scalings: AdaBelief, Yogi, Rectified Adam (RAdam), Adan.
 
 Each keeps Adam's first moment and changes the second one (or the debiasing).
+All four divide with :func:`~gradtx.transforms.adam.adam_direction`, Adam's own
+overflow-guarded division, and store their second moment saturated as Adam does.
 NovoGrad and the optimistic gradient are in :mod:`gradtx.transforms.adam_like_extra`.
 """
 
@@ -18,7 +20,7 @@ from gradtx.core.hyperparams import NONNEGATIVE, UNIT_INTERVAL, Hyper, evaluate
 from gradtx.core.module import Check, hyper, static
 from gradtx.core.numerics import abs_sq, safe_increment, zero_count
 from gradtx.core import tree as gt
-from gradtx.transforms.adam import ScaleByAdamState, _check_eps, debiased_first_moment
+from gradtx.transforms.adam import ScaleByAdamState, _as_computed, _check_eps, adam_direction, debiased_first_moment
 
 __all__ = [
     "ScaleByBeliefState",
@@ -35,13 +37,6 @@ __all__ = [
 
 # RAdam's rectifier sqrt((rho-4)(rho-2)...) is real only for rho >= 4 (or rho <= 2).
 AT_LEAST_4 = Check(">= 4", lambda a: np.asarray(a >= 4))
-
-
-def _divide_by_root(mu_hat: Any, nu_hat: Any, eps: Any, eps_root: Any = None) -> Any:
-    r"""$\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)$ leaf by leaf (no $\epsilon_{root}$ if None)."""
-    if eps_root is None:
-        return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
-    return gt.tree_map_none(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
 
 
 class ScaleByBeliefState(NamedTuple):
@@ -81,11 +76,12 @@ class ScaleByBelief(GradientTransformation):
         error = gt.tree_map_none(lambda g, m: g - m, updates, mu)
         nu = gt.update_moment_per_elem_norm(error, state.nu, h.b2, 2)
         nu = gt.tree_map_none(lambda v: v + h.eps_root, nu)
+        stored = gt.saturate_like(nu, state.nu)
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, updates, h.b1, count, self.nesterov)
-        nu_hat = gt.bias_correction(nu, h.b2, count)
-        out = _divide_by_root(mu_hat, nu_hat, h.eps)  # eps_root is already in nu
-        return out, ScaleByBeliefState(count, gt.cast_like(mu, state.mu), gt.cast_like(nu, state.nu))
+        nu_hat = gt.bias_correction(_as_computed(stored, mu_hat), h.b2, count)  # stored: no copy of the old
+        out = adam_direction(mu_hat, stored, nu_hat, h.eps, None)  # eps_root is already in nu
+        return out, ScaleByBeliefState(count, gt.cast_like(mu, state.mu), stored)
 
 
 @fill
@@ -112,6 +108,13 @@ def scale_by_belief(
     NAdam's $\beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)$.
     Without ``nesterov`` the first update is $g/(\beta_1|g| + \epsilon)$ up to
     $\epsilon_{root}$: $\mathrm{sign}(g)/\beta_1$, larger than Adam's first step.
+
+    The division is :func:`scale_by_adam`'s (overflow-guarded): where
+    $|g_t - m_t|^2$ overflows the dtype, $s_t$ is stored saturated and the
+    update is $\hat m_t/|\hat m_t|$, the sign of the momentum (optax's is 0).
+    AdaBelief's ratio has no bound like :func:`~gradtx.direction_bound` (a
+    steady gradient makes $s$ tiny), so this unit step is a safe fallback, close
+    to the first step's $\mathrm{sign}(g)/\beta_1$, not the rule's limit.
 
     Args:
       {b1}
@@ -167,11 +170,12 @@ class ScaleByYogi(GradientTransformation):
             return v - one_minus_b2 * jnp.sign(v - g2) * g2
 
         nu = gt.tree_map_none(additive, updates, state.nu)
+        stored = gt.saturate_like(nu, state.nu)  # never inf: inf - inf would make it NaN
         count = safe_increment(state.count)
         mu_hat = gt.bias_correction(mu, h.b1, count)
-        nu_hat = gt.bias_correction(nu, h.b2, count)
-        out = _divide_by_root(mu_hat, nu_hat, h.eps, h.eps_root)
-        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), gt.cast_like(nu, state.nu))
+        nu_hat = gt.bias_correction(_as_computed(stored, mu_hat), h.b2, count)  # stored: no copy of the old
+        out = adam_direction(mu_hat, stored, nu_hat, h.eps, h.eps_root)
+        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), stored)
 
 
 @fill
@@ -195,6 +199,14 @@ def scale_by_yogi(
     non-negative. As in optax, both $m_0$ and $v_0$ start at
     ``initial_accumulator_value`` (the paper starts $m_0 = 0$; the default
     $10^{-6}$ makes no practical difference) and both are debiased.
+
+    The division is :func:`scale_by_adam`'s (overflow-guarded): where $|g_t|^2$
+    overflows the dtype, $v_t$ is stored saturated (optax's becomes ``inf``, and
+    NaN at a second overflow, $\infty - \infty$) and the update is the sign of
+    the momentum, as Adam's. Yogi's additive change cannot bring a saturated
+    $v$ back down (nor, in exact arithmetic, a $v$ of that size in any
+    realistic number of steps), so that coordinate keeps taking such unit
+    steps where optax's would stay frozen.
 
     Args:
       {b1}
@@ -242,6 +254,7 @@ class ScaleByRAdam(GradientTransformation):
         h = evaluate(self, state.count)
         mu = gt.update_moment(updates, state.mu, h.b1, 1)
         nu = gt.update_moment_per_elem_norm(updates, state.nu, h.b2, 2)
+        stored = gt.saturate_like(nu, state.nu)
         count = safe_increment(state.count)
         b2, one_minus_b2 = gt.ema_weights(h.b2)
         rho_inf = 2.0 / one_minus_b2 - 1.0
@@ -252,12 +265,12 @@ class ScaleByRAdam(GradientTransformation):
         # Evaluated only where it is used: no NaN in the unused branch (nor in its gradient).
         r = jnp.sqrt(jnp.where(rectify, r2, 1.0))
         mu_hat = debiased_first_moment(mu, updates, h.b1, count, self.nesterov)
-        nu_hat = gt.bias_correction(nu, h.b2, count)
-        adaptive = _divide_by_root(mu_hat, nu_hat, h.eps, h.eps_root)
+        nu_hat = gt.bias_correction(_as_computed(stored, mu_hat), h.b2, count)  # stored: no copy of the old
+        adaptive = adam_direction(mu_hat, stored, nu_hat, h.eps, h.eps_root)
         out = gt.tree_map_none(
             lambda a, m: jnp.where(rectify, gt.cast(r, m.dtype) * a, m), adaptive, mu_hat
         )
-        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), gt.cast_like(nu, state.nu))
+        return out, ScaleByAdamState(count, gt.cast_like(mu, state.mu), stored)
 
 
 @fill
@@ -286,6 +299,10 @@ def scale_by_radam(
     $\rho_1 = 1$ to $\rho_\infty$; for $\beta_2 = 0.999$ and $\tau = 5$ the
     adaptive step starts at $t = 6$. If $\rho_\infty < \tau$ (e.g.
     $\beta_2 \le 0.6$) it never starts.
+
+    The adaptive branch divides as :func:`scale_by_adam` does (overflow-guarded,
+    $v$ stored saturated): where $|g|^2$ overflowed it is $r_t$ times the sign
+    of the momentum. The momentum phase has no division: it is $\hat m_t$ as is.
 
     Unlike optax, $r_t$ is computed only where it is used, so the unused branch
     (where $\rho_t \in (2, 4)$ makes the square root's argument negative) puts
@@ -363,16 +380,15 @@ class ScaleByAdan(GradientTransformation):
         one_minus_b2 = gt.ema_weights(h.b2)[1]
         look_ahead = gt.tree_map_none(lambda g, d: g + one_minus_b2 * d, updates, diff)
         n = gt.update_moment_per_elem_norm(look_ahead, state.n, h.b3, 2)
+        n_stored = gt.saturate_like(n, state.n)
         t = safe_increment(state.t)
         m_hat = gt.bias_correction(m, h.b1, t)
         v_hat = gt.bias_correction(v, h.b2, t)
-        n_hat = gt.bias_correction(n, h.b3, t)
+        n_hat = gt.bias_correction(_as_computed(n_stored, m_hat), h.b3, t)  # stored: no copy of the old
         direction = gt.tree_map_none(lambda a, b: a + one_minus_b2 * b, m_hat, v_hat)
-        out = _divide_by_root(direction, n_hat, h.eps, h.eps_root)
+        out = adam_direction(direction, n_stored, n_hat, h.eps, h.eps_root)
         cast = gt.cast_like
-        return out, ScaleByAdanState(
-            cast(m, state.m), cast(v, state.v), cast(n, state.n), cast(updates, state.g), t
-        )
+        return out, ScaleByAdanState(cast(m, state.m), cast(v, state.v), n_stored, cast(updates, state.g), t)
 
 
 @fill
@@ -397,6 +413,11 @@ def scale_by_adan(
     value (optax's convention; the paper writes $1-\beta_i$): ``b1=0.98`` is
     the paper's $\beta_1 = 0.02$. The first update is
     $g/(|g| + \epsilon)$ elementwise.
+
+    The division is :func:`scale_by_adam`'s with $\hat m_t + (1-\beta_2)\hat v_t$
+    for $\hat m_t$ and $\hat n_t$ for $\hat v_t$: where the squared look-ahead
+    gradient overflows the dtype, $n_t$ is stored saturated and the update is
+    the unit step along that numerator (optax's is 0), the same as Adan's first step.
 
     Args:
       b1: decay $\beta_1 \in [0, 1)$ of the EMA of gradients.

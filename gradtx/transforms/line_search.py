@@ -9,19 +9,17 @@ hyperparameter leaves; only ``max_backtracking_steps`` (the bound of the
 
 from __future__ import annotations
 
-import functools
-import inspect
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.core.base import NO_PARAMS_MSG, GradientTransformation, next_count, schedule_count
+from gradtx.core.base import GradientTransformation, next_count, schedule_count
 from gradtx.core.hyperparams import NONNEGATIVE, POSITIVE, UNIT_INTERVAL, Hyper, evaluate
-from gradtx.core.interop import missing_extra_args_message
 from gradtx.core.module import Check, hyper, static
 from gradtx.core import tree as gt
+from gradtx.transforms._line import add_scaled as _add_scaled, objective as _objective, slope as _slope
 
 __all__ = [
     "BacktrackingLinesearchInfo",
@@ -74,33 +72,6 @@ class _Search(NamedTuple):
     iter_num: jax.Array
 
 
-def _fn_kwargs(value_fn: Callable, extra_args: dict) -> dict:
-    """The extra arguments ``value_fn`` accepts by name (all if it takes ``**kwargs``)."""
-    try:
-        params = inspect.signature(value_fn).parameters.values()
-    except (TypeError, ValueError):
-        return dict(extra_args)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return dict(extra_args)
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return {k: v for k, v in extra_args.items() if k in names}
-
-
-def _slope(updates: Any, grad: Any) -> jax.Array:
-    r"""The directional derivative $\sum \mathrm{Re}(g\, u)$ over every leaf.
-
-    For complex leaves ``g`` is ``jax.grad``'s output ($\partial_x f - i\,\partial_y f$),
-    so $\mathrm{Re}(g u)$ is the derivative along $u$ (optax's
-    ``real(vdot(u, conj(g)))``); for real leaves it is $\langle u, g\rangle$.
-    """
-    terms = [jnp.sum(jnp.real(g * u)) for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grad))]
-    return sum(terms) if terms else jnp.zeros([])
-
-
-def _add_scaled(params: Any, lr: jax.Array, updates: Any) -> Any:
-    return gt.tree_map_none(lambda p, u: (p + lr * u).astype(jnp.result_type(p)), params, updates)
-
-
 class ScaleByBacktrackingLinesearch(GradientTransformation):
     r"""Armijo backtracking line search (see :func:`scale_by_backtracking_linesearch`)."""
 
@@ -129,27 +100,10 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
         )
 
     def update(self, updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args):
-        missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]
-        if missing:
-            raise ValueError(
-                missing_extra_args_message(
-                    _WHERE,
-                    missing,
-                    "call `opt.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)` "
-                    "with `value` = loss_fn(params) and `value_fn` the objective (params, **data) -> scalar.",
-                )
-            )
-        if params is None:
-            raise ValueError(f"{_WHERE}: {NO_PARAMS_MSG}")
-        if not callable(value_fn):
-            raise TypeError(f"{_WHERE}: `value_fn` must be a function params -> scalar, got {value_fn!r}.")
+        fn = _objective(_WHERE, params, value, value_fn, extra_args)
         h = evaluate(self, state.count)
         dt = jnp.result_type(state.learning_rate)
-        fn = functools.partial(value_fn, **_fn_kwargs(value_fn, extra_args))
         value = jnp.real(jnp.asarray(value)).astype(dt)
-        out = jax.eval_shape(fn, params)
-        if jnp.shape(out) != ():
-            raise ValueError(f"{_WHERE}: `value_fn` must return a scalar, got shape {jnp.shape(out)}.")
         if grad is None:  # d/deta f(x + eta u) at 0, by one forward-mode pass
             slope = jax.jvp(lambda lr: fn(_add_scaled(params, lr, updates)), (jnp.zeros([], dt),), (jnp.ones([], dt),))[1]
         else:
