@@ -65,6 +65,9 @@ from gradtx.optimizers.step_size import fromage as fromage
 from gradtx.optimizers.step_size import polyak_sgd as polyak_sgd
 from gradtx.optimizers.step_size import rprop as rprop
 from gradtx.optimizers.quasi_newton import lbfgs as lbfgs
+from gradtx.optimizers.muon import muon as muon
+from gradtx.optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from gradtx.optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from gradtx.problems.functions import Problem as Problem
 from gradtx.problems.functions import beale as beale
 from gradtx.problems.functions import ill_conditioned_quadratic as ill_conditioned_quadratic
@@ -153,6 +156,11 @@ from gradtx.transforms.zoom_linesearch import scale_by_zoom_linesearch as scale_
 from gradtx.transforms.zoom_linesearch import value_and_grad_from_state as value_and_grad_from_state
 from gradtx.transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from gradtx.transforms.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from gradtx.transforms.muon import MuonState as MuonState
+from gradtx.transforms.muon import scale_by_muon as scale_by_muon
+from gradtx.transforms.muon import scale_by_shape as scale_by_shape
+from gradtx.transforms.newton_schulz import MuonDimensionNumbers as MuonDimensionNumbers
+from gradtx.transforms.newton_schulz import orthogonalize_via_newton_schulz as orthogonalize_via_newton_schulz
 from gradtx.transforms.momentum import BiasCorrectionState as BiasCorrectionState
 from gradtx.transforms.momentum import EmaState as EmaState
 from gradtx.transforms.momentum import TraceState as TraceState
@@ -178,6 +186,7 @@ from gradtx.transforms.step_size import ScaleByDistanceOverGradientsState as Sca
 from gradtx.transforms.step_size import scale_by_distance_over_gradients as scale_by_distance_over_gradients
 from gradtx.transforms.step_size import scale_by_polyak as scale_by_polyak
 from gradtx.transforms.rescale import centralize as centralize
+from gradtx.transforms.rescale import normalize as normalize
 from gradtx.transforms.rescale import normalize_by_update_norm as normalize_by_update_norm
 from gradtx.transforms.rescale import scale_by_param_block_norm as scale_by_param_block_norm
 from gradtx.transforms.rescale import scale_by_param_block_rms as scale_by_param_block_rms
@@ -189,6 +198,12 @@ from gradtx.transforms.trust_ratio import scale_by_trust_ratio as scale_by_trust
 from gradtx.transforms.trust_ratio import unitwise_norm as unitwise_norm
 from gradtx.transforms.weight_decay import add_decayed_weights as add_decayed_weights
 from gradtx.wrappers.accumulate import MultiSteps as MultiSteps
+from gradtx.wrappers.complex_split import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
+from gradtx.wrappers.complex_split import SplitRealAndImaginaryState as SplitRealAndImaginaryState
+from gradtx.wrappers.complex_split import split_real_and_imaginary as split_real_and_imaginary
+from gradtx.wrappers.schedule_free import ScheduleFreeState as ScheduleFreeState
+from gradtx.wrappers.schedule_free import schedule_free as schedule_free
+from gradtx.wrappers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
 from gradtx.wrappers.accumulate import MultiStepsState as MultiStepsState
 from gradtx.wrappers.accumulate import multi_steps as multi_steps
 from gradtx.wrappers.averaging import EmaParamsState as EmaParamsState

@@ -57,7 +57,7 @@ def test_registry_optimizers_hold_weak_device_arrays_and_a_step_transfers_nothin
         u, _ = step(opt, s, p)
     assert u["w"].dtype == jnp.float32
     # The guard would see Python numbers: the test can fail.
-    as_floats = jax.tree.map(float, opt)
+    as_floats = jax.tree.map(lambda x: float(x) if jnp.ndim(x) == 0 else np.asarray(x), opt)  # muon's (3,) coefficients
     step(as_floats, s, p)
     with pytest.raises(Exception, match="host-to-device"), jax.transfer_guard("disallow"):
         step(as_floats, s, p)

@@ -19,6 +19,8 @@ from gradtx.optimizers.classic import adadelta, adagrad, rmsprop, sgd
 from gradtx.optimizers.noisy import noisy_sgd
 from gradtx.optimizers.sign import lion, sign_sgd, signum
 from gradtx.optimizers.quasi_newton import lbfgs
+from gradtx.optimizers.muon import muon
+from gradtx.optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradtx.optimizers.step_size import fromage, polyak_sgd, rprop
 from gradtx.schedules.decay import exponential_decay
 from gradtx.optimizers.factored import adafactor, sm3
@@ -137,6 +139,13 @@ def _entries() -> list[OptimizerInfo]:
           swept="max_learning_rate"),
         # learning_rate=1.0 is the default step (None) as a leaf a sweep can vary.
         E("lbfgs", lbfgs, {"learning_rate": 1.0}, "lbfgs", extra_args=("value", "grad", "value_fn")),
+        # The problems' 2-vectors go to muon's AdamW branch (Nesterov, as nadam); matrices to Muon.
+        E("muon", muon, {"learning_rate": 0.1}, "contrib.muon", needs_params=True),
+        # Measured at the training iterate y (what the contract tests see); evaluate at
+        # gx.schedule_free_eval_params(state, params).
+        E("schedule_free_sgd", schedule_free_sgd, {"learning_rate": 0.003}, "contrib.schedule_free_sgd", needs_params=True),
+        E("schedule_free_adamw", schedule_free_adamw, {"learning_rate": 0.05}, "contrib.schedule_free_adamw",
+          needs_params=True),
         E("delta_bar_delta", delta_bar_delta, {"learning_rate": 0.005, "kappa": 1e-3, "phi": 0.5}, None),
     ]
 

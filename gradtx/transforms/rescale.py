@@ -25,6 +25,7 @@ __all__ = [
     "ScaleByParamBlockNorm",
     "ScaleByParamBlockRms",
     "centralize",
+    "normalize",
     "normalize_by_update_norm",
     "scale_by_param_block_norm",
     "scale_by_param_block_rms",
@@ -114,6 +115,29 @@ def normalize_by_update_norm(scale_factor: Hyper = 1.0, eps: Hyper = 1e-6) -> No
       [1.5, 2.0]
     """
     return NormalizeByUpdateNorm(scale_factor, eps)
+
+
+def normalize() -> NormalizeByUpdateNorm:
+    r"""Divides the updates by their global norm: $u = g / \lVert g\rVert_2$.
+
+    optax.contrib's ``normalize`` (the normalised ascent step of SAM, Foret et
+    al., ICLR 2021), with no hyperparameters: it is
+    ``normalize_by_update_norm(scale_factor=1.0, eps=0.0)``, and returns that
+    transformation. All-zero updates stay zero (optax: 0/0 = NaN), and the
+    factor $1/\lVert g\rVert$ is computed once and multiplied in (optax divides
+    each leaf; the two agree to an ulp).
+
+    Returns:
+      A :class:`NormalizeByUpdateNorm` with ``scale_factor=1``, ``eps=0``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx as gx
+      >>> tx = gx.normalize()
+      >>> g = {"a": jnp.asarray([3.0], jnp.float32), "b": jnp.asarray([4.0], jnp.float32)}
+      >>> print(tx.update(g, tx.init(g))[0])
+      {'a': Array([0.6], dtype=float32), 'b': Array([0.8], dtype=float32)}
+    """
+    return normalize_by_update_norm(1.0, 0.0)
 
 
 def _floored_sqrt(s: jax.Array, floor: Any) -> jax.Array:
