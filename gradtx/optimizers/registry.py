@@ -20,6 +20,8 @@ from gradtx.optimizers.noisy import noisy_sgd
 from gradtx.optimizers.sign import lion, sign_sgd, signum
 from gradtx.optimizers.quasi_newton import lbfgs
 from gradtx.optimizers.muon import muon
+from gradtx.optimizers.adam_contrib import acprop, ademamix, adopt, madgrad, simplified_ademamix
+from gradtx.optimizers.parameter_free import cocob, dadapt_adamw, dog, dowg, prodigy
 from gradtx.optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradtx.optimizers.step_size import fromage, polyak_sgd, rprop
 from gradtx.schedules.decay import exponential_decay
@@ -146,6 +148,22 @@ def _entries() -> list[OptimizerInfo]:
         E("schedule_free_sgd", schedule_free_sgd, {"learning_rate": 0.003}, "contrib.schedule_free_sgd", needs_params=True),
         E("schedule_free_adamw", schedule_free_adamw, {"learning_rate": 0.05}, "contrib.schedule_free_adamw",
           needs_params=True),
+        E("adopt", adopt, {"learning_rate": 0.2}, "contrib.adopt"),
+        E("ademamix", ademamix, {"learning_rate": 0.1}, "contrib.ademamix", needs_params=True),
+        E("simplified_ademamix", simplified_ademamix, {"learning_rate": 0.001}, "contrib.simplified_ademamix",
+          needs_params=True),
+        E("madgrad", madgrad, {"learning_rate": 0.01}, "contrib.madgrad", needs_params=True),
+        E("acprop", acprop, {"learning_rate": 0.01}, "contrib.acprop", needs_params=True),
+        # Parameter-free: learning_rate multiplies the estimated step (1.0 by default). Larger
+        # first estimates than optax's 1e-6 keep the contract's 20-step dtype runs well above
+        # float32 rounding; optax's defaults converge too.
+        E("prodigy", prodigy, {"estim_lr0": 1e-4}, "contrib.prodigy", needs_params=True),
+        E("dadapt_adamw", dadapt_adamw, {"estim_lr0": 1e-4}, "contrib.dadapt_adamw", needs_params=True),
+        E("dog", dog, {"init_step": ("heuristic", 1e-4)}, "contrib.dog", needs_params=True),
+        E("dowg", dowg, {}, "contrib.dowg", needs_params=True),
+        # COCOB's step ignores learning_rate (it enters only through eps): sweep alpha. It needs
+        # 9,267 of the contract's 10,000 Rosenbrock steps at alpha = 4 (optax's 100: not within 10,000).
+        E("cocob", cocob, {"alpha": 4.0}, "contrib.cocob", complex_ok=False, needs_params=True, swept="alpha"),
         E("delta_bar_delta", delta_bar_delta, {"learning_rate": 0.005, "kappa": 1e-3, "phi": 0.5}, None),
     ]
 

@@ -97,16 +97,14 @@ def schedule_free_sgd(
 
     Example:
       >>> import jax, jax.numpy as jnp, gradtx as gx
-      >>> from gradtx.optimizers.schedule_free import schedule_free_sgd
-      >>> from gradtx.wrappers.schedule_free import schedule_free_eval_params
       >>> f = lambda w: jnp.sum(w**2)
-      >>> opt = schedule_free_sgd(0.25, warmup_steps=2)
+      >>> opt = gx.schedule_free_sgd(0.25, warmup_steps=2)
       >>> params = jnp.array([1.0, 2.0, 3.0], jnp.float32)
       >>> state = opt.init(params)
       >>> for _ in range(4):
       ...     u, state = opt.update(jax.grad(f)(params), state, params)
       ...     params = gx.apply_updates(params, u)
-      ...     print(f"{float(f(schedule_free_eval_params(state, params))):.4f}")
+      ...     print(f"{float(f(gx.schedule_free_eval_params(state, params))):.4f}")
       14.0000
       8.9600
       5.0587
@@ -180,16 +178,14 @@ def schedule_free_adamw(
 
     Example:
       >>> import jax, jax.numpy as jnp, gradtx as gx
-      >>> from gradtx.optimizers.schedule_free import schedule_free_adamw
-      >>> from gradtx.wrappers.schedule_free import schedule_free_eval_params
       >>> f = lambda w: jnp.sum(w**2)
-      >>> opt = schedule_free_adamw(1.0)
+      >>> opt = gx.schedule_free_adamw(1.0)
       >>> params = jnp.array([1.0, 2.0, 3.0], jnp.float32)
       >>> state = opt.init(params)
       >>> for _ in range(3):
       ...     u, state = opt.update(jax.grad(f)(params), state, params)
       ...     params = gx.apply_updates(params, u)
-      ...     print(f"{float(f(schedule_free_eval_params(state, params))):.4f}")
+      ...     print(f"{float(f(gx.schedule_free_eval_params(state, params))):.4f}")
       5.0000
       3.0523
       1.7276

@@ -199,14 +199,13 @@ def schedule_free(
 
     Example:
       >>> import jax, jax.numpy as jnp, gradtx as gx
-      >>> from gradtx.wrappers.schedule_free import schedule_free, schedule_free_eval_params
-      >>> opt = schedule_free(gx.sgd(0.5), learning_rate=0.5, b1=0.5)
+      >>> opt = gx.schedule_free(gx.sgd(0.5), learning_rate=0.5, b1=0.5)
       >>> params = jnp.array([1.0, -2.0], jnp.float32)
       >>> state = opt.init(params)
       >>> for _ in range(3):
       ...     u, state = opt.update(params, state, params)  # grad of |w|^2 / 2
       ...     params = gx.apply_updates(params, u)
-      >>> schedule_free_eval_params(state, params)  # x: the average of z_2, z_3, z_4
+      >>> gx.schedule_free_eval_params(state, params)  # x: the average of z_2, z_3, z_4
       Array([ 0.28125, -0.5625 ], dtype=float32)
     """
     from gradtx.transforms.combine import as_transform
