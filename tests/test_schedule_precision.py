@@ -264,6 +264,8 @@ CASES = [
          dict(init_value=1e-7, end_value=10.0, transition_steps=10000),
          # (At most 1e50 at step 10,000: no overflow.)
          dict(init_value=(1e-8, 1e-5, 1e-3), end_value=(0.1, 1.0, 100.0), transition_steps=(2000.0, 4999.0, 9999.0))),
+    Case("PowerOfCount", lambda power: gx.PowerOfCount(power), lambda n, power: n.astype(np.float64) ** power,
+         dict(power=0.25), dict(power=(0.1, 0.5, 1.5))),
 ]
 CASE_IDS = [c.name for c in CASES]
 
