@@ -30,6 +30,8 @@ __all__ = [
     "saturate_like",
     "global_norm",
     "real_inner",
+    "float_dtypes",
+    "lowest_real_dtype",
     "first_difference",
     "check_same_structure",
     "check_float_params",
@@ -221,6 +223,28 @@ def real_inner(a: Any, b: Any) -> jax.Array:
     for t in terms[1:]:
         out = out + t
     return out
+
+
+def float_dtypes(tree: Any) -> tuple[Any, Any]:
+    """The lowest and highest real float dtypes of ``tree``'s inexact leaves (JAX's default float if none).
+
+    Complex leaves count as their real part's dtype (complex64 -> float32).
+    """
+    dtypes = [
+        jnp.finfo(jnp.result_type(x)).dtype
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+    ]
+    if not dtypes:
+        default = jnp.zeros([]).dtype
+        return default, default
+    dtypes.sort(key=lambda d: d.itemsize)
+    return dtypes[0], dtypes[-1]
+
+
+def lowest_real_dtype(tree: Any) -> Any:
+    """The lowest real float dtype of ``tree`` (:func:`float_dtypes`): scalar state that every leaf can take."""
+    return float_dtypes(tree)[0]
 
 
 def first_difference(a: Any, b: Any) -> str | None:

@@ -33,19 +33,13 @@ from gradtx.core.hyperparams import (
 from gradtx.core.module import hyper, static
 from gradtx.core.numerics import safe_increment, sum_of_squares, zero_count
 from gradtx.transforms.adam import adam_direction
-from gradtx.transforms.plateau import _float_dtypes
 
 __all__ = ["DAdaptAdamW", "DAdaptAdamWState", "Prodigy", "ProdigyState"]
 
 
-def lowest_real_dtype(params: Any) -> Any:
-    """optax's ``tree.dtype(params, 'lowest')`` for the scalars of the state, as a real dtype."""
-    return _float_dtypes(params)[0]
-
-
 def squared_norm(tree: Any) -> jax.Array:
     r"""$\sum_i |x_i|^2$ over the tree (``global_norm`` squared, without the root's rounding)."""
-    return sum((sum_of_squares(x) for x in jax.tree.leaves(tree)), jnp.zeros([], lowest_real_dtype(tree)))
+    return sum((sum_of_squares(x) for x in jax.tree.leaves(tree)), jnp.zeros([], gt.lowest_real_dtype(tree)))
 
 
 def _l1(tree: Any) -> jax.Array:
@@ -119,7 +113,7 @@ class Prodigy(GradientTransformation):
 
     def init(self, params):
         h = evaluate(self, zero_count())
-        dtype = lowest_real_dtype(params)
+        dtype = gt.lowest_real_dtype(params)
         return ProdigyState(
             gt.zeros_like(params), gt.zeros_like(params), gt.zeros_like(params),
             gt.tree_map_none(jnp.asarray, params),
@@ -191,7 +185,7 @@ class DAdaptAdamW(GradientTransformation):
 
     def init(self, params):
         h = evaluate(self, zero_count())
-        dtype = lowest_real_dtype(params)
+        dtype = gt.lowest_real_dtype(params)
         return DAdaptAdamWState(
             gt.zeros_like(params), gt.zeros_like(params), gt.zeros_like(params),
             jnp.asarray(h.estim_lr0).astype(dtype), jnp.zeros([], dtype), zero_count(),

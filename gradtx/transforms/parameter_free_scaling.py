@@ -24,7 +24,7 @@ from gradtx.core.hyperparams import NONNEGATIVE, POSITIVE, Hyper, evaluate
 from gradtx.core.module import hyper, static
 from gradtx.core.numerics import zero_count
 from gradtx.optimizers._naming import as_argument_of
-from gradtx.transforms.parameter_free import lowest_real_dtype, squared_norm
+from gradtx.transforms.parameter_free import squared_norm
 
 __all__ = [
     "COCOBState",
@@ -85,7 +85,7 @@ class ScaleByDog(GradientTransformation):
 
     def init(self, params):
         h = evaluate(self, zero_count())
-        dtype = lowest_real_dtype(params)
+        dtype = gt.lowest_real_dtype(params)
         if self.init_step_type == "distance":
             r0 = jnp.asarray(h.init_step_value)
         elif self.init_step_type == "heuristic":
@@ -200,7 +200,7 @@ class ScaleByDowg(GradientTransformation):
 
     def init(self, params):
         h = evaluate(self, zero_count())
-        dtype = lowest_real_dtype(params)
+        dtype = gt.lowest_real_dtype(params)
         r0 = h.eps if h.init_estim_sq_dist is None else h.init_estim_sq_dist
         return DoWGState(
             gt.tree_map_none(jnp.asarray, params), jnp.zeros([], dtype), jnp.asarray(r0).astype(dtype),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ from gradtx.core.hyperparams import NONNEGATIVE, NONNEGATIVE_INTEGER, POSITIVE_I
 from gradtx.core.interop import missing_extra_args_message
 from gradtx.core.module import Check, hyper
 from gradtx.core.numerics import as_int32, safe_increment, zero_count
-from gradtx.core.tree import tree_map_none
+from gradtx.core.tree import float_dtypes, tree_map_none
 
 __all__ = [
     "ReduceLROnPlateauState",
@@ -45,20 +45,6 @@ class ReduceLROnPlateauState(NamedTuple):
     avg_value: jax.Array
 
 
-def _float_dtypes(params: Any) -> tuple[Any, Any]:
-    """The lowest and highest real float dtypes of ``params`` (default float if none)."""
-    dtypes = [
-        jnp.finfo(jnp.result_type(x)).dtype
-        for x in jax.tree.leaves(params)
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
-    ]
-    if not dtypes:
-        default = jnp.zeros([]).dtype
-        return default, default
-    dtypes.sort(key=lambda d: d.itemsize)
-    return dtypes[0], dtypes[-1]
-
-
 class ReduceOnPlateau(GradientTransformation):
     """Scales updates down when the loss plateaus (see :func:`reduce_on_plateau`)."""
 
@@ -81,7 +67,7 @@ class ReduceOnPlateau(GradientTransformation):
             )
 
     def init(self, params):
-        low, high = _float_dtypes(params)
+        low, high = float_dtypes(params)
         return ReduceLROnPlateauState(
             scale=jnp.ones([], low),
             best_value=jnp.full([], jnp.inf, high),

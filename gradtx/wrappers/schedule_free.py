@@ -13,8 +13,7 @@ from gradtx.core.docs import fill
 from gradtx.core.hyperparams import NONNEGATIVE, Hyper, _pred, evaluate
 from gradtx.core.module import Check, child, hyper, static
 from gradtx.core.numerics import safe_increment
-from gradtx.core.tree import cast, cast_like, tree_map_none
-from gradtx.transforms.plateau import _float_dtypes
+from gradtx.core.tree import cast, cast_like, lowest_real_dtype, tree_map_none
 
 __all__ = ["ScheduleFree", "ScheduleFreeState", "schedule_free", "schedule_free_eval_params"]
 
@@ -56,7 +55,7 @@ class ScheduleFree(GradientTransformation):
     state_dtype: Any = static(None)
 
     def init(self, params):
-        scalar_dtype = _float_dtypes(params)[0]
+        scalar_dtype = lowest_real_dtype(params)
         z = params if self.state_dtype is None else tree_map_none(lambda p: cast(p, self.state_dtype), params)
         # A distinct copy: params and state can both be donated to a jitted step.
         z = tree_map_none(jnp.copy, z)
